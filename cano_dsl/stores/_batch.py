@@ -1,0 +1,146 @@
+"""Group commit for stores that talk to a blocking database connection.
+
+A store owns one blocking connection (sqlite3, psycopg) that must be used by one thread
+at a time and never from the event loop. Every operation becomes an `Op` in a queue. The
+first caller to find the queue idle becomes the *leader*: it takes every queued op and
+runs them as one batch in a worker thread (``anyio.to_thread.run_sync``), so appends
+that arrive while a batch is in flight share the next transaction instead of paying for
+one commit each. When its batch is done the leader wakes the callers it served and hands
+leadership to the oldest op still queued, then returns; nobody waits on somebody else's
+backlog longer than one batch.
+
+Cancellation: an op still queued when its caller is cancelled is withdrawn and never
+runs. Once an op's batch is in the worker thread, cancellation of its caller is held
+back until the batch is done (as with ``to_thread.run_sync``), so a cancelled append
+has either fully happened or not happened at all.
+
+Everything here runs on one event loop at a time; no thread touches the queue.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+
+__all__ = ["BatchRunner", "Op", "OpKind"]
+
+
+class OpKind(enum.Enum):
+    OPEN = enum.auto()
+    APPEND = enum.auto()
+    LOAD = enum.auto()
+    CLEAR = enum.auto()
+    CLOSE = enum.auto()
+
+
+class _Phase(enum.Enum):
+    QUEUED = enum.auto()
+    RUNNING = enum.auto()
+    DONE = enum.auto()
+
+
+class Op:
+    """One store operation and, once its batch has run, its result or error."""
+
+    __slots__ = ("args", "error", "event", "kind", "lead", "phase", "resolved", "result")
+
+    def __init__(self, kind: OpKind, *args: Any) -> None:
+        self.kind = kind
+        self.args = args
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.event: anyio.Event | None = None
+        self.lead = False
+        self.phase = _Phase.QUEUED
+        self.resolved = False
+
+    def succeed(self, result: Any = None) -> None:
+        self.result = result
+        self.resolved = True
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.resolved = True
+
+    @property
+    def is_write(self) -> bool:
+        return self.kind in (OpKind.APPEND, OpKind.CLEAR)
+
+
+class BatchRunner:
+    """Runs `Op`s through ``execute(batch)`` in worker threads, one batch at a time.
+
+    ``execute`` runs in a worker thread and must call ``op.succeed(...)`` or
+    ``op.fail(...)`` on every op of the batch; if it raises instead, the exception is
+    given to every op it left unresolved.
+    """
+
+    def __init__(self, execute: Callable[[Sequence[Op]], None]) -> None:
+        self._execute = execute
+        self._queue: deque[Op] = deque()
+        self._busy = False  # a leader owns the queue (running a batch or about to)
+
+    async def submit(self, op: Op) -> Any:
+        self._queue.append(op)
+        if self._busy:
+            await self._follow(op)
+        else:
+            self._busy = True
+            await self._lead()
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    async def _lead(self) -> None:
+        batch = list(self._queue)
+        self._queue.clear()
+        for op in batch:
+            op.phase = _Phase.RUNNING
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._run_batch, batch)
+        finally:
+            for op in batch:
+                op.phase = _Phase.DONE
+                if op.event is not None:
+                    op.event.set()
+            self._hand_over()
+
+    def _run_batch(self, batch: Sequence[Op]) -> None:
+        try:
+            self._execute(batch)
+        except Exception as exc:
+            for op in batch:
+                if not op.resolved:
+                    op.fail(exc)
+
+    def _hand_over(self) -> None:
+        if self._queue:
+            nxt = self._queue[0]
+            nxt.lead = True
+            if nxt.event is not None:
+                nxt.event.set()
+        else:
+            self._busy = False
+
+    async def _follow(self, op: Op) -> None:
+        op.event = anyio.Event()
+        try:
+            await op.event.wait()
+        except BaseException:
+            if op.phase is _Phase.QUEUED:
+                # Withdraw: it never ran. If leadership had just been handed to it,
+                # pass it on.
+                self._queue.remove(op)
+                if op.lead:
+                    self._hand_over()
+            elif op.phase is _Phase.RUNNING:
+                with anyio.CancelScope(shield=True):
+                    await op.event.wait()
+            raise
+        if op.phase is _Phase.QUEUED:  # woken to lead
+            await self._lead()

@@ -1,0 +1,315 @@
+"""The checkpoint-store conformance suite: the `CheckpointStore` contract as checks.
+
+Every store shipped with cano_dsl runs it, and so can yours. Two ways in:
+
+* ``await run_conformance(make_store)`` runs every check (``make_store`` is called
+  once per check and may be sync or async; a store with ``aclose()`` is closed after
+  its check) and raises `AssertionError` naming the first check that fails.
+* Subclass `CheckpointStoreConformance` in a pytest module named ``Test...`` and give it
+  a ``make_store`` fixture returning such a factory: one pytest test per check, on
+  every anyio backend your ``anyio_backend`` fixture lists.
+
+Each check writes under fresh, random workflow ids, so a factory may hand back stores
+that share one database.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import anyio
+
+from .._errors import CheckpointStoreError
+from ..stores._row import CheckpointRow, CheckpointStore, RowKind
+
+__all__ = [
+    "CHECKS",
+    "CheckpointStoreConformance",
+    "StoreFactory",
+    "run_check",
+    "run_conformance",
+]
+
+StoreFactory = Callable[[], CheckpointStore | Awaitable[CheckpointStore]]
+Check = Callable[[CheckpointStore, str], Awaitable[None]]
+
+
+def _ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+def _seqs(rows: list[CheckpointRow]) -> list[int]:
+    return [row.sequence for row in rows]
+
+
+async def _expect_conflict(store: CheckpointStore, workflow_id: str, row: CheckpointRow) -> str:
+    try:
+        await store.append(workflow_id, row)
+    except CheckpointStoreError as exc:
+        assert "checkpoint conflict" in str(exc), f"conflict error should say so: {exc}"
+        return str(exc)
+    raise AssertionError(
+        f"appending a second row at ({workflow_id!r}, {row.sequence}) did not raise "
+        "CheckpointStoreError"
+    )
+
+
+async def check_append_then_load_in_order(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    rows = [CheckpointRow(i, f"S{i}", f"task-{i}") for i in range(5)]
+    for row in rows:
+        await store.append(wid, row)
+    assert await store.load_run(wid) == rows
+
+
+async def check_out_of_order_appends_load_sorted(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    for seq in (7, 2, 11, 0, 5, 1000, 3):
+        await store.append(wid, CheckpointRow(seq, f"S{seq}", "t"))
+    assert _seqs(await store.load_run(wid)) == [0, 2, 3, 5, 7, 11, 1000]
+
+
+async def check_duplicate_rejected_first_row_kept(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    first = CheckpointRow(0, "FIRST", "t1", b'{"a":1}')
+    await store.append(wid, first)
+    await store.append(wid, CheckpointRow(1, "NEXT", "t2"))
+    message = await _expect_conflict(store, wid, CheckpointRow(0, "SECOND", "t9", b"x"))
+    assert "sequence 0" in message, f"conflict error should name the sequence: {message}"
+    loaded = await store.load_run(wid)
+    assert loaded == [first, CheckpointRow(1, "NEXT", "t2")], loaded
+
+
+async def check_workflow_ids_isolated(store: CheckpointStore, prefix: str) -> None:
+    a, b, c = f"{prefix}-run", f"{prefix}-run-1", f"{prefix}-ru"  # prefixes of each other
+    await store.append(a, CheckpointRow(0, "A0", "t"))
+    await store.append(b, CheckpointRow(0, "B0", "t"))  # same sequence, other id: fine
+    await store.append(b, CheckpointRow(1, "B1", "t"))
+    await store.append(c, CheckpointRow(5, "C5", "t"))
+    assert [r.state for r in await store.load_run(a)] == ["A0"]
+    assert [r.state for r in await store.load_run(b)] == ["B0", "B1"]
+    assert [r.state for r in await store.load_run(c)] == ["C5"]
+
+
+async def check_clear_removes_only_that_id(store: CheckpointStore, prefix: str) -> None:
+    a, b = f"{prefix}-a", f"{prefix}-b"
+    for seq in range(3):
+        await store.append(a, CheckpointRow(seq, "A", "t"))
+        await store.append(b, CheckpointRow(seq, "B", "t"))
+    await store.clear(a)
+    assert await store.load_run(a) == []
+    assert _seqs(await store.load_run(b)) == [0, 1, 2]
+
+
+async def check_clear_unknown_id_is_fine(store: CheckpointStore, prefix: str) -> None:
+    await store.clear(f"{prefix}-never-written")
+    await store.clear(f"{prefix}-never-written")
+
+
+async def check_append_after_clear_starts_over(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    await store.append(wid, CheckpointRow(0, "OLD", "t"))
+    await store.clear(wid)
+    await store.append(wid, CheckpointRow(0, "NEW", "t"))
+    assert [r.state for r in await store.load_run(wid)] == ["NEW"]
+
+
+async def check_unknown_id_loads_empty(store: CheckpointStore, prefix: str) -> None:
+    loaded = await store.load_run(f"{prefix}-never-written")
+    assert loaded == [], loaded
+    assert isinstance(loaded, list)
+
+
+async def check_loaded_list_is_callers_own(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    await store.append(wid, CheckpointRow(0, "A", "t"))
+    loaded = await store.load_run(wid)
+    loaded.clear()
+    assert _seqs(await store.load_run(wid)) == [0]
+
+
+async def check_blobs_round_trip(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    blobs: list[bytes | None] = [
+        None,
+        b"",
+        bytes(range(256)),
+        b"\x00\x00\x00",
+        '{"cursor": "é✓ 😀"}'.encode(),
+        bytes(range(256)) * 4096,  # 1 MiB
+    ]
+    for seq, blob in enumerate(blobs):
+        await store.append(wid, CheckpointRow(seq, "S", "t", output_blob=blob))
+    loaded = [row.output_blob for row in await store.load_run(wid)]
+    assert loaded == blobs, "blobs did not round-trip (None and b'' must stay distinct)"
+
+
+async def check_fields_round_trip(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run-é ✓'\"%_"
+    rows = [
+        CheckpointRow(0, "START", "pkg.mod.Task", kind=RowKind.STATE_ENTRY),
+        CheckpointRow(1, "SAGA", "pkg.Comp", b"{}", RowKind.COMPENSATION_COMPLETION, 1),
+        CheckpointRow(2, "STEP", "pkg.Stepped", b"[1]", RowKind.STEP_CURSOR, 7),
+        CheckpointRow(3, "", "", workflow_version=2**31 - 1),
+        CheckpointRow(4, "ÉTAT ✓ 'q' \"dq\"", "tâche\n\t"),
+        CheckpointRow(2**63 - 1, "LAST", "t", workflow_version=3),
+    ]
+    for row in rows:
+        await store.append(wid, row)
+    loaded = await store.load_run(wid)
+    assert loaded == rows, loaded
+    assert all(type(row.kind) is RowKind for row in loaded), "kind must load as RowKind"
+
+
+async def check_concurrent_appends_all_land(store: CheckpointStore, prefix: str) -> None:
+    ids = _ids(prefix, 4)
+
+    async def writer(wid: str) -> None:
+        for seq in range(16):
+            await store.append(wid, CheckpointRow(seq, f"S{seq}", "t"))
+
+    async with anyio.create_task_group() as tg:
+        for wid in ids:
+            tg.start_soon(writer, wid)
+        for seq in range(16, 48):  # one id also gets concurrent appends of its own
+            tg.start_soon(store.append, ids[0], CheckpointRow(seq, "X", "t"))
+    assert _seqs(await store.load_run(ids[0])) == list(range(48))
+    for wid in ids[1:]:
+        assert _seqs(await store.load_run(wid)) == list(range(16))
+
+
+async def check_racing_same_sequence_one_winner(store: CheckpointStore, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    winners: list[int] = []
+    losers: list[str] = []
+
+    async def contender(i: int) -> None:
+        try:
+            await store.append(wid, CheckpointRow(0, f"C{i}", f"t{i}"))
+        except CheckpointStoreError as exc:
+            losers.append(str(exc))
+        else:
+            winners.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(contender, i)
+    assert len(winners) == 1, f"expected exactly one winner, got {winners}"
+    assert len(losers) == 15 and all("checkpoint conflict" in m for m in losers), losers
+    assert [r.state for r in await store.load_run(wid)] == [f"C{winners[0]}"]
+
+
+CHECKS: dict[str, Check] = {
+    "append_then_load_in_order": check_append_then_load_in_order,
+    "out_of_order_appends_load_sorted": check_out_of_order_appends_load_sorted,
+    "duplicate_rejected_first_row_kept": check_duplicate_rejected_first_row_kept,
+    "workflow_ids_isolated": check_workflow_ids_isolated,
+    "clear_removes_only_that_id": check_clear_removes_only_that_id,
+    "clear_unknown_id_is_fine": check_clear_unknown_id_is_fine,
+    "append_after_clear_starts_over": check_append_after_clear_starts_over,
+    "unknown_id_loads_empty": check_unknown_id_loads_empty,
+    "loaded_list_is_callers_own": check_loaded_list_is_callers_own,
+    "blobs_round_trip": check_blobs_round_trip,
+    "fields_round_trip": check_fields_round_trip,
+    "concurrent_appends_all_land": check_concurrent_appends_all_land,
+    "racing_same_sequence_one_winner": check_racing_same_sequence_one_winner,
+}
+"""Every conformance check by name, in the order `run_conformance` runs them."""
+
+
+async def _make(make_store: StoreFactory) -> CheckpointStore:
+    store = make_store()
+    if inspect.isawaitable(store):
+        store = await store
+    if not isinstance(store, CheckpointStore):
+        raise TypeError(f"make_store() returned {store!r}, which is not a CheckpointStore")
+    return store
+
+
+async def run_check(name: str, make_store: StoreFactory) -> None:
+    """Run the check called ``name`` against a fresh store from ``make_store``."""
+    check = CHECKS[name]
+    store = await _make(make_store)
+    try:
+        await check(store, f"conformance-{name}-{uuid.uuid4().hex[:12]}")
+    except AssertionError as exc:
+        raise AssertionError(f"checkpoint store conformance check {name!r} failed: {exc}") from exc
+    finally:
+        aclose = getattr(store, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def run_conformance(make_store: StoreFactory, *, skip: Iterable[str] = ()) -> list[str]:
+    """Run every check in `CHECKS` (except those named in ``skip``) and return the
+    names that ran; the first failure raises `AssertionError` naming its check."""
+    skipped = set(skip)
+    unknown = skipped - CHECKS.keys()
+    if unknown:
+        raise ValueError(f"unknown conformance checks: {sorted(unknown)}")
+    ran = []
+    for name in CHECKS:
+        if name not in skipped:
+            await run_check(name, make_store)
+            ran.append(name)
+    return ran
+
+
+def _anyio_marks() -> list[Any]:
+    try:
+        import pytest
+    except ImportError:  # pragma: no cover - run_conformance still works
+        return []
+    return [pytest.mark.anyio]
+
+
+class CheckpointStoreConformance:
+    """Pytest base class: one test per conformance check.
+
+    Subclass it as ``class TestMyStore(CheckpointStoreConformance)`` and define a
+    ``make_store`` fixture returning a store factory (sync or async callable).
+    """
+
+    pytestmark = _anyio_marks()
+
+    async def test_append_then_load_in_order(self, make_store: StoreFactory) -> None:
+        await run_check("append_then_load_in_order", make_store)
+
+    async def test_out_of_order_appends_load_sorted(self, make_store: StoreFactory) -> None:
+        await run_check("out_of_order_appends_load_sorted", make_store)
+
+    async def test_duplicate_rejected_first_row_kept(self, make_store: StoreFactory) -> None:
+        await run_check("duplicate_rejected_first_row_kept", make_store)
+
+    async def test_workflow_ids_isolated(self, make_store: StoreFactory) -> None:
+        await run_check("workflow_ids_isolated", make_store)
+
+    async def test_clear_removes_only_that_id(self, make_store: StoreFactory) -> None:
+        await run_check("clear_removes_only_that_id", make_store)
+
+    async def test_clear_unknown_id_is_fine(self, make_store: StoreFactory) -> None:
+        await run_check("clear_unknown_id_is_fine", make_store)
+
+    async def test_append_after_clear_starts_over(self, make_store: StoreFactory) -> None:
+        await run_check("append_after_clear_starts_over", make_store)
+
+    async def test_unknown_id_loads_empty(self, make_store: StoreFactory) -> None:
+        await run_check("unknown_id_loads_empty", make_store)
+
+    async def test_loaded_list_is_callers_own(self, make_store: StoreFactory) -> None:
+        await run_check("loaded_list_is_callers_own", make_store)
+
+    async def test_blobs_round_trip(self, make_store: StoreFactory) -> None:
+        await run_check("blobs_round_trip", make_store)
+
+    async def test_fields_round_trip(self, make_store: StoreFactory) -> None:
+        await run_check("fields_round_trip", make_store)
+
+    async def test_concurrent_appends_all_land(self, make_store: StoreFactory) -> None:
+        await run_check("concurrent_appends_all_land", make_store)
+
+    async def test_racing_same_sequence_one_winner(self, make_store: StoreFactory) -> None:
+        await run_check("racing_same_sequence_one_winner", make_store)
