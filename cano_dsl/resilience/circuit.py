@@ -1,0 +1,316 @@
+"""Circuit breaker: fail fast while a dependency is down (REFERENCE §7.1).
+
+```
+CLOSED --(failure_threshold consecutive failures)--> OPEN(until = now + reset_timeout)
+OPEN   --(first try_acquire at or after `until`)---> HALF_OPEN   (lazy: no background task)
+HALF_OPEN --(half_open_max_calls successes)--------> CLOSED
+HALF_OPEN --(any failure)--------------------------> OPEN(fresh cool-down)
+```
+
+Every transition bumps an *epoch*. A permit remembers the epoch it was issued in, and
+an outcome recorded with a stale permit (issued before a transition) is ignored, so a
+slow caller straddling a trip can never corrupt the next session's counters.
+
+A permit must be resolved once: ``record_success()`` or ``record_failure()``, or by
+leaving its ``with`` block (normal exit = success, exception = failure). A permit that
+is garbage-collected unresolved counts as a failure, like the RAII guard of the
+original. The breaker is synchronous and thread-safe; it reads time from the library
+clock (`cano_dsl._clock`), so it works outside an event loop and under ``MockClock``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import threading
+from collections import deque
+from types import TracebackType
+
+import attrs
+
+from .. import _clock
+from .._config import seconds
+from .._errors import CircuitOpenError, ConfigurationError
+from ._common import NoopResource, check_count
+
+__all__ = ["CircuitBreaker", "CircuitPermit", "CircuitPolicy", "CircuitState"]
+
+#: Upper bound on `CircuitPolicy.half_open_max_calls` (the original's ``u32::MAX / 2``).
+HALF_OPEN_MAX_CALLS_LIMIT = 2**31 - 1
+#: Upper bound on `CircuitPolicy.failure_threshold` (the original's ``u32::MAX``).
+FAILURE_THRESHOLD_LIMIT = 2**32 - 1
+
+_OPEN_MESSAGE = "circuit breaker open: rejecting call"
+_EXHAUSTED_MESSAGE = "circuit breaker half-open: trial slot exhausted"
+
+
+class CircuitState(enum.Enum):
+    """Where a `CircuitBreaker` stands."""
+
+    CLOSED = "closed"
+    """Calls flow; consecutive failures are counted toward the trip threshold."""
+    OPEN = "open"
+    """Calls are rejected until the cool-down ends (see `CircuitBreaker.open_until`)."""
+    HALF_OPEN = "half_open"
+    """A bounded number of trial calls probe the dependency."""
+
+
+def _threshold(value: int) -> int:
+    return check_count(value, "CircuitPolicy.failure_threshold", maximum=FAILURE_THRESHOLD_LIMIT)
+
+
+def _half_open(value: int) -> int:
+    return check_count(
+        value, "CircuitPolicy.half_open_max_calls", maximum=HALF_OPEN_MAX_CALLS_LIMIT
+    )
+
+
+def _reset(value: float | datetime.timedelta) -> float:
+    return seconds(value, "CircuitPolicy.reset_timeout")
+
+
+@attrs.frozen
+class CircuitPolicy:
+    """When a `CircuitBreaker` trips and how it recovers.
+
+    ``failure_threshold``: consecutive failures in CLOSED that trip it (>= 1).
+    ``reset_timeout``: seconds (float or ``timedelta``) spent OPEN before the next
+    ``try_acquire`` may probe. ``half_open_max_calls``: both the number of concurrent
+    trial calls admitted while HALF_OPEN and the number of trial successes needed to
+    close (1 to 2**31 - 1). Bad values raise `ConfigurationError` here.
+    """
+
+    failure_threshold: int = attrs.field(default=5, converter=_threshold)
+    reset_timeout: float = attrs.field(default=30.0, converter=_reset)
+    half_open_max_calls: int = attrs.field(default=1, converter=_half_open)
+
+    @classmethod
+    def default(cls) -> CircuitPolicy:
+        """Threshold 5, 30 s cool-down, one probe."""
+        return cls()
+
+
+class CircuitBreaker(NoopResource):
+    """A reusable, thread-safe circuit breaker. Share one instance across every task
+    that depends on the same resource so a trip from any caller protects all of them.
+
+    ```python
+    from cano_dsl import CircuitBreaker, CircuitPolicy
+
+    breaker = CircuitBreaker(CircuitPolicy(failure_threshold=2, reset_timeout=30))
+    with breaker.try_acquire():
+        pass  # the guarded call; leaving normally records a success
+    ```
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_epoch",
+        "_failures",
+        "_in_flight",
+        "_lock",
+        "_max_calls",
+        "_pending",
+        "_policy",
+        "_reset_timeout",
+        "_state",
+        "_successes",
+        "_threshold",
+        "_until",
+    )
+
+    def __init__(self, policy: CircuitPolicy | None = None) -> None:
+        if policy is None:
+            policy = CircuitPolicy()
+        elif not isinstance(policy, CircuitPolicy):
+            raise ConfigurationError(f"CircuitBreaker takes a CircuitPolicy, got {policy!r}")
+        self._policy = policy
+        self._threshold = policy.failure_threshold
+        self._reset_timeout = policy.reset_timeout
+        self._max_calls = policy.half_open_max_calls
+        self._lock = threading.Lock()
+        self._state = CircuitState.CLOSED
+        self._until = 0.0
+        self._failures = 0
+        self._in_flight = 0
+        self._successes = 0
+        self._epoch = 0
+        # Outcomes of permits collected while the lock could not be taken without
+        # blocking (a collection triggered inside our own critical section); applied by
+        # the next operation, before anything else.
+        self._pending: deque[tuple[bool, int]] = deque()
+
+    # -- inspection -------------------------------------------------------------------
+
+    @property
+    def policy(self) -> CircuitPolicy:
+        """The policy this breaker was built with."""
+        return self._policy
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state. Lazy: stays OPEN after the cool-down until the next
+        `try_acquire` promotes it to HALF_OPEN."""
+        if self._pending:
+            with self._lock:
+                self._drain_locked()
+        return self._state
+
+    @property
+    def open_until(self) -> float | None:
+        """While OPEN, the library-clock reading at which probing may start; else None."""
+        with self._lock:
+            if self._pending:
+                self._drain_locked()
+            return self._until if self._state is CircuitState.OPEN else None
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker(state={self._state.name}, policy={self._policy!r})"
+
+    # -- the protocol -----------------------------------------------------------------
+
+    def try_acquire(self) -> CircuitPermit:
+        """Ask permission for one call: a `CircuitPermit` to resolve with the call's
+        outcome, or `CircuitOpenError` when OPEN or when every HALF_OPEN trial slot is
+        taken. Never blocks on time; first promotes OPEN to HALF_OPEN if the cool-down
+        is over."""
+        with self._lock:
+            if self._pending:
+                self._drain_locked()
+            state = self._state
+            if state is CircuitState.CLOSED:
+                return CircuitPermit(self, False, self._epoch)
+            if state is CircuitState.OPEN:
+                if _clock.now_fn() < self._until:
+                    raise CircuitOpenError(_OPEN_MESSAGE)
+                self._transition(CircuitState.HALF_OPEN)
+            if self._in_flight >= self._max_calls:
+                raise CircuitOpenError(_EXHAUSTED_MESSAGE)
+            self._in_flight += 1
+            return CircuitPermit(self, True, self._epoch)
+
+    def _resolve(self, permit: CircuitPermit, success: bool) -> None:
+        with self._lock:
+            if permit._resolved:
+                return
+            permit._resolved = True
+            if self._pending:
+                self._drain_locked()
+            if success:
+                self._success_locked(permit._half_open, permit._epoch)
+            else:
+                self._failure_locked(permit._half_open, permit._epoch)
+
+    def _dropped(self, half_open: bool, epoch: int) -> None:
+        # Called from CircuitPermit.__del__, possibly by a collection that runs while
+        # this very thread holds the lock: never block, defer instead.
+        self._pending.append((half_open, epoch))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drain_locked()
+            finally:
+                self._lock.release()
+
+    # -- state machine (lock held) ----------------------------------------------------
+
+    def _drain_locked(self) -> None:
+        pending = self._pending
+        while pending:
+            half_open, epoch = pending.popleft()
+            self._failure_locked(half_open, epoch)
+
+    def _transition(self, state: CircuitState) -> None:
+        self._state = state
+        self._in_flight = 0
+        self._successes = 0
+        self._epoch += 1
+
+    def _success_locked(self, half_open: bool, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # stale: issued before a transition
+        if half_open and self._in_flight > 0:
+            self._in_flight -= 1
+        if self._state is CircuitState.CLOSED:
+            self._failures = 0
+        elif self._state is CircuitState.HALF_OPEN:
+            self._successes += 1
+            if self._successes >= self._max_calls:
+                self._failures = 0
+                self._transition(CircuitState.CLOSED)
+
+    def _failure_locked(self, half_open: bool, epoch: int) -> None:
+        if epoch != self._epoch:
+            return
+        if half_open and self._in_flight > 0:
+            self._in_flight -= 1
+        if self._state is CircuitState.CLOSED:
+            self._failures += 1
+            if self._failures >= self._threshold:
+                self._until = _clock.now_fn() + self._reset_timeout
+                self._transition(CircuitState.OPEN)
+        elif self._state is CircuitState.HALF_OPEN:
+            self._until = _clock.now_fn() + self._reset_timeout
+            self._transition(CircuitState.OPEN)
+
+
+class CircuitPermit:
+    """Permission for one call through a `CircuitBreaker`.
+
+    Resolve it once with `record_success` or `record_failure` (a second resolution is
+    a no-op), or use it as a context manager. An unresolved permit that is
+    garbage-collected counts as a failure.
+    """
+
+    __slots__ = ("_breaker", "_epoch", "_half_open", "_resolved")
+
+    def __init__(self, breaker: CircuitBreaker, half_open: bool, epoch: int) -> None:
+        self._breaker = breaker
+        self._half_open = half_open
+        self._epoch = epoch
+        self._resolved = False
+
+    @property
+    def resolved(self) -> bool:
+        """Whether an outcome was recorded (or the permit was dropped)."""
+        return self._resolved
+
+    @property
+    def is_trial(self) -> bool:
+        """Whether this permit is a HALF_OPEN probe."""
+        return self._half_open
+
+    def record_success(self) -> None:
+        """The call succeeded."""
+        if not self._resolved:
+            self._breaker._resolve(self, True)
+
+    def record_failure(self) -> None:
+        """The call failed (timeouts and cancellations count as failures too)."""
+        if not self._resolved:
+            self._breaker._resolve(self, False)
+
+    def __enter__(self) -> CircuitPermit:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._resolved:
+            self._breaker._resolve(self, exc_type is None)
+
+    def __del__(self) -> None:
+        if not self._resolved:
+            self._resolved = True
+            try:
+                self._breaker._dropped(self._half_open, self._epoch)
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
+    def __repr__(self) -> str:
+        return (
+            f"CircuitPermit(trial={self._half_open}, epoch={self._epoch}, "
+            f"resolved={self._resolved})"
+        )
