@@ -1,0 +1,292 @@
+"""`Resources`: the dependency dictionary handed to tasks, and resource lifecycle
+(REFERENCE §5)."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+import typing
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload, runtime_checkable
+
+import attrs
+
+from ._errors import (
+    ResourceDuplicateKey,
+    ResourceNotFound,
+    ResourceTypeMismatch,
+    TaskDefinitionError,
+)
+
+__all__ = [
+    "HealthStatus",
+    "Res",
+    "Resource",
+    "ResourceBase",
+    "Resources",
+    "from_resources",
+    "resource",
+]
+
+_log = logging.getLogger("cano_dsl.resources")
+
+T = TypeVar("T")
+C = TypeVar("C", bound=type)
+
+ResourceKey = typing.Union[str, enum.Enum]
+
+
+@attrs.frozen
+class HealthStatus:
+    """A resource's health: `healthy()`, `degraded(reason)` or `unhealthy(reason)`."""
+
+    kind: Literal["healthy", "degraded", "unhealthy"] = "healthy"
+    reason: str = ""
+
+    _RANK: ClassVar[dict[str, int]] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+
+    @classmethod
+    def healthy(cls) -> HealthStatus:
+        return cls("healthy", "")
+
+    @classmethod
+    def degraded(cls, reason: str) -> HealthStatus:
+        return cls("degraded", reason)
+
+    @classmethod
+    def unhealthy(cls, reason: str) -> HealthStatus:
+        return cls("unhealthy", reason)
+
+    def is_healthy(self) -> bool:
+        return self.kind == "healthy"
+
+    @property
+    def rank(self) -> int:
+        return self._RANK[self.kind]
+
+
+@runtime_checkable
+class Resource(Protocol):
+    """A value with an async lifecycle. Every hook is optional when a resource is
+    inserted into `Resources` (they are found by duck typing); subclass this (or use
+    `@resource`) to get no-op defaults."""
+
+    async def setup(self) -> None:
+        """Called once per run before the first state (FIFO across resources)."""
+
+    async def teardown(self) -> None:
+        """Called once per run after the last state (LIFO), whatever the outcome."""
+
+    async def health(self) -> HealthStatus:
+        """Report health for `Resources.check_all_health`; never called by the engine."""
+        return HealthStatus.healthy()
+
+
+ResourceBase = Resource
+
+_HOOKS = ("setup", "teardown", "health")
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__func__", None)
+    )
+
+
+@overload
+def resource(cls: C) -> C: ...
+@overload
+def resource(cls: None = None) -> typing.Callable[[C], C]: ...
+def resource(cls: C | None = None) -> C | typing.Callable[[C], C]:
+    """Mark a class as a `Resource`: check that its ``setup`` / ``teardown`` / ``health``
+    hooks (each optional) are async, and add no-op defaults for the missing ones."""
+
+    def wrap(target: C) -> C:
+        if not isinstance(target, type):
+            raise TaskDefinitionError(f"@resource decorates a class, got {target!r}")
+        for hook in _HOOKS:
+            fn = getattr(target, hook, None)
+            if fn is None:
+                setattr(target, hook, getattr(Resource, hook))
+            elif not _is_async(fn):
+                raise TaskDefinitionError(
+                    f"@resource {target.__qualname__}: `{hook}` must be `async def`"
+                )
+        return target
+
+    return wrap if cls is None else wrap(cls)
+
+
+class Resources:
+    """A dictionary of named resources shared by every task of a workflow.
+
+    Keys are strings or Enum members. `insert` mutates and returns the same `Resources`
+    for chaining; a taken key raises `ResourceDuplicateKey`. `get(key, T)` checks
+    ``isinstance``. Lifecycle hooks run in insertion order (setup) and reverse (teardown).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[Any, Any] = {}
+
+    @classmethod
+    def empty(cls) -> Resources:
+        return cls()
+
+    def insert(self, key: ResourceKey, value: Any) -> Resources:
+        """Add ``value`` under ``key``; raise `ResourceDuplicateKey` if taken."""
+        self.try_insert(key, value)
+        return self
+
+    def try_insert(self, key: ResourceKey, value: Any) -> None:
+        """Add ``value`` under ``key``; raise `ResourceDuplicateKey` if taken."""
+        if not isinstance(key, (str, enum.Enum)):
+            raise TypeError(f"resource keys are str or Enum members, got {key!r}")
+        if key in self._items:
+            raise ResourceDuplicateKey(
+                f"duplicate resource key {_key_text(key)} inserted into Resources; "
+                "use a different key or build a new Resources"
+            )
+        self._items[key] = value
+
+    @overload
+    def get(self, key: ResourceKey) -> Any: ...
+    @overload
+    def get(self, key: ResourceKey, kind: type[T]) -> T: ...
+    def get(self, key: ResourceKey, kind: type[T] | None = None) -> Any:
+        """The resource under ``key``; with ``kind``, checked with ``isinstance``."""
+        try:
+            value = self._items[key]
+        except KeyError:
+            wanted = f" (requested type: {kind.__qualname__})" if kind is not None else ""
+            raise ResourceNotFound(
+                f"no resource found for key {_key_text(key)}{wanted}"
+            ) from None
+        if kind is not None and not isinstance(value, kind):
+            raise ResourceTypeMismatch(
+                f"resource {_key_text(key)} is a {type(value).__qualname__}, "
+                f"not the requested type {kind.__qualname__}"
+            )
+        return value
+
+    def __getitem__(self, key: ResourceKey) -> Any:
+        return self.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def keys(self) -> list[Any]:
+        return list(self._items)
+
+    def is_empty(self) -> bool:
+        return not self._items
+
+    def __repr__(self) -> str:
+        return f"Resources(<{len(self._items)} resource(s)>)"
+
+    async def setup_all(self) -> None:
+        """Set up every resource in insertion order. If one fails, tear down the ones
+        already set up in reverse order, then raise its error."""
+        done: list[Any] = []
+        for value in list(self._items.values()):
+            hook = getattr(value, "setup", None)
+            if hook is not None:
+                try:
+                    await hook()
+                except BaseException:
+                    await _teardown_values(reversed(done))
+                    raise
+            done.append(value)
+
+    async def teardown_all(self) -> None:
+        """Tear down every resource in reverse insertion order; a failing teardown is
+        logged and never stops the others. Never raises an `Exception`."""
+        await _teardown_values(reversed(list(self._items.values())))
+
+    async def check_all_health(self) -> dict[Any, HealthStatus]:
+        """Every resource's `health()` (healthy when it has none), in insertion order."""
+        out: dict[Any, HealthStatus] = {}
+        for key, value in list(self._items.items()):
+            hook = getattr(value, "health", None)
+            status = HealthStatus.healthy()
+            if hook is not None:
+                try:
+                    got = await hook()
+                except Exception as exc:  # a probe that raises is unhealthy
+                    got = HealthStatus.unhealthy(f"health check raised: {exc!r}")
+                if isinstance(got, HealthStatus):
+                    status = got
+            out[key] = status
+        return out
+
+    async def aggregate_health(self) -> HealthStatus:
+        """The worst status (first worst wins); healthy when there are none."""
+        worst = HealthStatus.healthy()
+        for status in (await self.check_all_health()).values():
+            if status.rank > worst.rank:
+                worst = status
+        return worst
+
+
+async def _teardown_values(values: typing.Iterable[Any]) -> None:
+    for value in values:
+        hook = getattr(value, "teardown", None)
+        if hook is None:
+            continue
+        try:
+            await hook()
+        except Exception:
+            _log.exception("teardown of resource %r failed; continuing", value)
+
+
+def _key_text(key: object) -> str:
+    if isinstance(key, enum.Enum):
+        return f"{type(key).__name__}.{key.name}"
+    return repr(key)
+
+
+@attrs.frozen
+class Res:
+    """Marks a field of a `@from_resources` class: ``Annotated[T, Res("key")]``."""
+
+    key: ResourceKey
+
+
+def from_resources(cls: C) -> C:
+    """Give an attrs class or dataclass a ``from_resources(res)`` classmethod that fills
+    every ``Annotated[T, Res(key)]`` field with ``res.get(key, T)``."""
+    if not isinstance(cls, type):
+        raise TaskDefinitionError(f"@from_resources decorates a class, got {cls!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields: list[tuple[str, ResourceKey, Any]] = []
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is not typing.Annotated:
+            continue
+        base, *extras = typing.get_args(hint)
+        marks = [e for e in extras if isinstance(e, Res)]
+        if not marks:
+            continue
+        check = typing.get_origin(base) or base
+        fields.append((name, marks[0].key, check if isinstance(check, type) else None))
+    if not fields:
+        raise TaskDefinitionError(
+            f"@from_resources {cls.__qualname__}: no field is annotated "
+            "`Annotated[T, Res(key)]`"
+        )
+    def _build(klass: type[T], res: Resources) -> T:
+        kwargs = {
+            name: (res.get(key, kind) if kind is not None else res.get(key))
+            for name, key, kind in fields
+        }
+        return klass(**kwargs)
+
+    cls.from_resources = classmethod(_build)  # type: ignore[attr-defined]
+    return cls

@@ -1,0 +1,110 @@
+"""`MemoryStore`: a thread-safe in-memory key/value store, usable as a resource
+(REFERENCE §6)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from typing import Any, TypeVar, overload
+
+from ._errors import AppendTypeMismatch, KeyNotFound, TypeMismatch
+
+__all__ = ["MemoryStore"]
+
+T = TypeVar("T")
+
+
+class MemoryStore:
+    """A shared dictionary for passing data between tasks.
+
+    Synchronous and thread-safe; ``get`` returns the stored object itself (no copy).
+    Missing keys raise `KeyNotFound` (also a ``KeyError``), a wrong requested type
+    `TypeMismatch`, and ``append`` onto a non-list value `AppendTypeMismatch`.
+    """
+
+    __slots__ = ("_data", "_lock")
+
+    def __init__(self) -> None:
+        self._data: dict[Hashable, Any] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Insert or replace ``key`` (the type may change)."""
+        with self._lock:
+            self._data[key] = value
+
+    @overload
+    def get(self, key: Hashable) -> Any: ...
+    @overload
+    def get(self, key: Hashable, kind: type[T]) -> T: ...
+    def get(self, key: Hashable, kind: type[T] | None = None) -> Any:
+        """The value under ``key``; with ``kind``, checked with ``isinstance``."""
+        try:
+            value = self._data[key]
+        except KeyError:
+            raise KeyNotFound(key) from None
+        if kind is not None and not isinstance(value, kind):
+            raise TypeMismatch(key, kind)
+        return value
+
+    get_shared = get
+
+    def get_or(self, key: Hashable, default: T) -> Any:
+        """The value under ``key``, or ``default`` when it is missing."""
+        return self._data.get(key, default)
+
+    def remove(self, key: Hashable) -> None:
+        """Delete ``key``; a missing key is a no-op."""
+        with self._lock:
+            self._data.pop(key, None)
+
+    def append(self, key: Hashable, item: Any) -> None:
+        """Append to the list under ``key``, creating ``[item]`` when missing."""
+        with self._lock:
+            current = self._data.get(key, _MISSING)
+            if current is _MISSING:
+                self._data[key] = [item]
+            elif isinstance(current, list):
+                current.append(item)
+            else:
+                raise AppendTypeMismatch(key)
+
+    def contains_key(self, key: Hashable) -> bool:
+        return key in self._data
+
+    __contains__ = contains_key
+
+    def keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def len(self) -> int:
+        return len(self._data)
+
+    def is_empty(self) -> bool:
+        return not self._data
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    # Resource lifecycle: nothing to do.
+    async def setup(self) -> None:
+        return None
+
+    async def teardown(self) -> None:
+        return None
+
+    async def health(self) -> Any:
+        from ._resources import HealthStatus
+
+        return HealthStatus.healthy()
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(<{len(self._data)} key(s)>)"
+
+
+_MISSING: Any = object()

@@ -1,0 +1,16 @@
+"""Processing models: one module per model, one decorator machinery (`_decorate`)."""
+
+from __future__ import annotations
+
+from ._base import Task as Task
+from .batch import BatchTask as BatchTask
+from .batch import batch as batch
+from .router import RouterTask as RouterTask
+from .router import router as router
+from .task import FunctionTask as FunctionTask
+from .task import task as task
+
+task.router = router
+task.batch = batch
+
+__all__ = ["BatchTask", "FunctionTask", "RouterTask", "Task", "batch", "router", "task"]

@@ -1,0 +1,151 @@
+"""`@batch` / `BatchTask`: fan-out over data within one state (REFERENCE §3.4).
+
+``load`` produces the items, ``process_item`` runs on each with at most
+``concurrency`` in flight (a fixed pool of ``min(concurrency, n)`` workers pulling
+indices), each item retried per ``item_retry`` (the raw last error lands in its slot),
+and ``finish`` receives one `Ok` / `Err` per item, in input order, and decides the
+next state. A ``load`` error propagates and ``finish`` is never called; a ``finish``
+error propagates. The task's own ``config`` retries the whole load→process→finish
+cycle.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, ClassVar, Generic, TypeVar
+
+import anyio
+
+from .. import _clock
+from .._config import RetryMode
+from .._errors import TaskDefinitionError
+from .._outcome import Err, Ok, Outcome, make_ok
+from .._resources import Resources
+from .._state import S
+from ._base import NextState, Task
+from ._decorate import ModelDecorator, ModelSpec, constant
+
+__all__ = ["BatchTask", "batch", "run_batch"]
+
+I = TypeVar("I")  # noqa: E741
+O = TypeVar("O")  # noqa: E741
+
+
+async def _retry_item(
+    process: Callable[[Any], Awaitable[Any]], item: Any, mode: RetryMode, first: Exception
+) -> Outcome[Any]:
+    """Retry one item after its first attempt failed; the raw last error on exhaustion."""
+    attempt = 1
+    error: Exception = first
+    while attempt < mode.max_attempts:
+        delay = mode.delay_for_attempt(attempt - 1)
+        if delay is not None and delay >= 0.001:
+            await _clock.sleep(delay)
+        try:
+            return make_ok(await process(item))
+        except Exception as exc:
+            error = exc
+            attempt += 1
+    return Err(error)
+
+
+async def run_batch(b: Any, res: Resources) -> Any:
+    """Run one load → process → finish cycle of batch task ``b``."""
+    items = await b.load(res)
+    if not isinstance(items, Sequence):
+        items = list(items)
+    mode = constant(b, "item_retry")
+    if not isinstance(mode, RetryMode):
+        raise TaskDefinitionError(f"{type(b).__qualname__}.item_retry must give a RetryMode")
+    conc = constant(b, "concurrency")
+    conc = conc if isinstance(conc, int) and conc > 1 else 1
+    n = len(items)
+    process = b.process_item
+    retries = mode.max_attempts > 1
+    new = tuple.__new__
+    results: list[Any] = [None] * n
+    workers = min(conc, n)
+    if workers <= 1:
+        for i in range(n):
+            item = items[i]
+            try:
+                results[i] = new(Ok, (await process(item),))
+            except Exception as exc:
+                results[i] = await _retry_item(process, item, mode, exc) if retries else Err(exc)
+    else:
+        cursor = 0
+
+        async def worker() -> None:
+            nonlocal cursor
+            while cursor < n:
+                i = cursor
+                cursor = i + 1
+                item = items[i]
+                try:
+                    results[i] = new(Ok, (await process(item),))
+                except Exception as exc:
+                    results[i] = (
+                        await _retry_item(process, item, mode, exc) if retries else Err(exc)
+                    )
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(worker)
+    return await b.finish(res, results)
+
+
+def _batch_invoker(b: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
+    return partial(run_batch, b), True
+
+
+BATCH_SPEC = ModelSpec(
+    "batch",
+    required=("load", "process_item", "finish"),
+    constants=("concurrency", "item_retry", "config", "name"),
+)
+
+
+class BatchTask(Task[S], Generic[S, I, O]):
+    """Fan-out over data: ``load`` → ``process_item`` per item (bounded concurrency,
+    per-item retry) → ``finish`` with the outputs in input order.
+
+    Subclass it (``class CsvProcessor(BatchTask[Step, int, int])``) or decorate a plain
+    class with `@batch`. ``concurrency`` (default 1; 0 and negatives mean 1) and
+    ``item_retry`` (default `RetryMode.none()`) may be methods or plain attributes.
+    """
+
+    __cano_model__: ClassVar[ModelSpec] = BATCH_SPEC
+    _cano_model_base: ClassVar[bool] = True
+
+    def concurrency(self) -> int:
+        """Most items in flight at once."""
+        return 1
+
+    def item_retry(self) -> RetryMode:
+        """Retry policy of each ``process_item`` call."""
+        return RetryMode.none()
+
+    @abc.abstractmethod
+    async def load(self, res: Resources) -> Sequence[I]:
+        """Produce the items; an error aborts the batch (``finish`` is not called)."""
+
+    @abc.abstractmethod
+    async def process_item(self, item: I) -> O:
+        """Process one item; an error fills its slot with `Err`."""
+
+    @abc.abstractmethod
+    async def finish(self, res: Resources, outputs: list[Outcome[O]]) -> NextState[S]:
+        """Decide the next state from one `Ok`/`Err` per item, in input order."""
+
+    async def run(self, res: Resources) -> NextState[S]:
+        """One whole cycle, as the engine runs it."""
+        result: NextState[S] = await run_batch(self, res)
+        return result
+
+
+BATCH_SPEC = BATCH_SPEC.bind(BatchTask, _batch_invoker)
+BatchTask.__cano_model__ = BATCH_SPEC
+
+batch = ModelDecorator(BATCH_SPEC)

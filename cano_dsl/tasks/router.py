@@ -1,0 +1,47 @@
+"""`@router` / `RouterTask`: side-effect-free branching (REFERENCE §3.1).
+
+Registered with `Workflow.register_router`, a router writes no checkpoint row and
+consumes no sequence number; it still fires ``on_state_enter`` and appears in the
+path. Registered with plain `Workflow.register` it behaves as an ordinary task.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from .._resources import Resources
+from .._state import S
+from ._base import NextState, Task
+from ._decorate import ModelDecorator, ModelSpec
+
+__all__ = ["RouterTask", "router"]
+
+
+def _router_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
+    return t.route, True
+
+
+ROUTER_SPEC = ModelSpec("router", required=("route",))
+
+
+class RouterTask(Task[S]):
+    """A task whose only job is to pick the next state: ``route(res)``. Its default
+    config retries like any task (`TaskConfig.default()`)."""
+
+    __cano_model__: ClassVar[ModelSpec] = ROUTER_SPEC
+    _cano_model_base: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    async def route(self, res: Resources) -> NextState[S]:
+        """Read the resources and return the next state; keep it free of side effects."""
+
+    async def run(self, res: Resources) -> NextState[S]:
+        return await self.route(res)
+
+
+ROUTER_SPEC = ROUTER_SPEC.bind(RouterTask, _router_invoker)
+RouterTask.__cano_model__ = ROUTER_SPEC
+
+router = ModelDecorator(ROUTER_SPEC)

@@ -1,0 +1,151 @@
+"""`@task`: plain tasks from classes or async functions."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .._config import TaskConfig
+from .._errors import TaskDefinitionError
+from .._resources import Resources
+from ._base import TASK_SPEC, NextState, Task
+from ._decorate import ModelDecorator
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["FunctionTask", "task"]
+
+C = TypeVar("C", bound=type)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+class FunctionTask(Task[Any]):
+    """A `Task` made from an ``async def`` by `@task`: with no parameter it is the task's
+    ``run_bare``, with one parameter (the `Resources`) its ``run``. Calling it calls the
+    function."""
+
+    _cano_model_base = True
+
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *,
+        takes_resources: bool,
+        config: TaskConfig | None = None,
+        name: str | None = None,
+        state: type[enum.Enum] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.takes_resources = takes_resources
+        self._config = config if config is not None else TaskConfig.default()
+        self._name = name if name is not None else f"{fn.__module__}.{fn.__qualname__}"
+        self.__cano_state__ = state
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def config(self) -> TaskConfig:
+        return self._config
+
+    def name(self) -> str:
+        return self._name
+
+    async def run(self, res: Resources) -> NextState[Any]:
+        if self.takes_resources:
+            return await self.fn(res)
+        return await self.fn()
+
+    async def run_bare(self) -> NextState[Any]:
+        if self.takes_resources:
+            raise TaskDefinitionError(f"task {self._name} needs resources; call run(res)")
+        return await self.fn()
+
+    def __call__(self, *args: Any) -> Awaitable[Any]:
+        return self.fn(*args)
+
+    def __repr__(self) -> str:
+        return f"<FunctionTask {self._name}>"
+
+
+def _function_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
+    return t.fn, t.takes_resources
+
+
+FunctionTask.__cano_model__ = TASK_SPEC.bind(Task, _function_invoker)
+
+
+def _from_function(
+    fn: Callable[..., Any],
+    config: TaskConfig | None,
+    name: str | None,
+    state: type[enum.Enum] | None,
+) -> FunctionTask:
+    qual = getattr(fn, "__qualname__", repr(fn))
+    if not inspect.iscoroutinefunction(fn):
+        raise TaskDefinitionError(f"@task {qual}: a task function must be `async def`")
+    params = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is inspect.Parameter.empty
+    ]
+    if len(params) > 1:
+        raise TaskDefinitionError(
+            f"@task {qual}: a task function takes no parameter (run_bare) or one "
+            f"(the Resources); it takes {len(params)}"
+        )
+    if config is not None and not isinstance(config, TaskConfig):
+        raise TaskDefinitionError(f"@task {qual}: config must be a TaskConfig, got {config!r}")
+    return FunctionTask(fn, takes_resources=bool(params), config=config, name=name, state=state)
+
+
+class _TaskDecorator(ModelDecorator):
+    """``@task`` on a class (instances become tasks) or on an async function (returns a
+    `Task`). Also reachable: ``task.router``, ``task.poll``, ``task.timer``,
+    ``task.batch``, ``task.stepped``, ``task.stream``, ``task.compensatable``."""
+
+    router: ModelDecorator
+    poll: ModelDecorator
+    timer: ModelDecorator
+    batch: ModelDecorator
+    stepped: ModelDecorator
+    stream: ModelDecorator
+    compensatable: ModelDecorator
+
+    @overload  # type: ignore[override]
+    def __call__(self, target: C) -> C: ...
+    @overload
+    def __call__(self, target: Callable[..., Awaitable[Any]]) -> FunctionTask: ...
+    @overload
+    def __call__(
+        self,
+        target: None = None,
+        *,
+        state: type[enum.Enum] | None = None,
+        config: TaskConfig | None = None,
+        name: str | None = None,
+    ) -> Callable[[Any], Any]: ...
+    def __call__(
+        self,
+        target: Any = None,
+        *,
+        state: type[enum.Enum] | None = None,
+        config: TaskConfig | None = None,
+        name: str | None = None,
+    ) -> Any:
+        if state is not None and not (isinstance(state, type) and issubclass(state, enum.Enum)):
+            raise TaskDefinitionError(f"@task(state=...) takes an Enum class, got {state!r}")
+
+        def wrap(obj: Any) -> Any:
+            if isinstance(obj, type):
+                return self._apply(obj, state, config, name)
+            if callable(obj):
+                return _from_function(obj, config, name, state)
+            raise TaskDefinitionError(f"@task decorates a class or an async function, got {obj!r}")
+
+        return wrap if target is None else wrap(target)
+
+
+task = _TaskDecorator(TASK_SPEC)

@@ -1,0 +1,26 @@
+"""Helpers for testing workflows: a recording observer, resource and checkpoint-store
+doubles, a mock clock, compensation assertions and a store conformance suite. The
+pytest plugin (``cano_dsl.testing._plugin``) exposes them as fixtures."""
+
+from __future__ import annotations
+
+from ._helpers import TestResources as TestResources
+from ._helpers import assert_compensation_ran as assert_compensation_ran
+from ._observer import Event as Event
+from ._observer import RecordingObserver as RecordingObserver
+
+# --- checkpoint exports ---
+# --- end checkpoint exports ---
+
+# --- clock exports ---
+from ._clock import MockClock as MockClock
+# --- end clock exports ---
+
+__all__ = [
+    "Event",
+    "InMemoryCheckpointStore",
+    "MockClock",
+    "RecordingObserver",
+    "TestResources",
+    "assert_compensation_ran",
+]

@@ -1,0 +1,10 @@
+"""The workflow engine: builder, run loop, split/join, compensation, resume."""
+
+from __future__ import annotations
+
+from ._split import JoinConfig as JoinConfig
+from ._split import JoinStrategy as JoinStrategy
+from ._split import SplitResult as SplitResult
+from ._workflow import Workflow as Workflow
+
+__all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "Workflow"]

@@ -1,0 +1,260 @@
+"""The engine loop shared by `Workflow.orchestrate` and `Workflow.resume_from`
+(REFERENCE §1.4-1.6).
+
+One iteration: cancel check → path + ``on_state_enter`` → checkpoint row (not for
+routers) → exit check → dispatch by kind. Single and router tasks with a plain config
+and no observers, token or deadline run inline (the fast path); everything else goes
+through `dispatch`, which races the cancellation token and the total-timeout
+deadline with one cancel scope. Every failure is wrapped in `StateFailure` and goes
+through the compensation drain (`fail`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import (
+    CanoError,
+    CheckpointStoreError,
+    CompensationFailed,
+    WorkflowCancelled,
+    WorkflowError,
+    WorkflowTimeout,
+    wrap_with_state,
+)
+from .._observer import notify
+from .._retry import run_attempts, run_with_retries
+from .._state import TaskResult
+from ..stores._row import CheckpointRow
+from ._compensation import drain_stack
+from ._entry import ROUTER, SINGLE, SPLIT, Entry, Run
+from ._split import run_split
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
+
+__all__ = ["DISPATCHERS", "Dispatcher", "fail", "fsm", "interrupted_error", "message_of"]
+
+Dispatcher = Callable[["Workflow[Any]", Run, Any, Entry], Awaitable[Any]]
+
+_UNSET: Any = object()
+
+
+def message_of(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, CanoError) else str(exc)
+
+
+async def dispatch_single(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
+    """Single and router tasks: the retry loop with observer hooks around it."""
+    observers = wf._observers
+    task_id = entry.task_id
+    if observers:
+        notify(observers, "on_task_start", task_id)
+    try:
+        value = await run_with_retries(
+            entry.config, entry.call(wf._resources), task_id=task_id, observers=observers
+        )
+    except Exception as exc:
+        if observers:
+            notify(observers, "on_task_failure", task_id, exc)
+        raise
+    if observers:
+        notify(observers, "on_task_success", task_id)
+    return value
+
+
+async def dispatch_split(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
+    return await run_split(entry, wf._resources, wf._observers)
+
+
+DISPATCHERS: dict[str, Dispatcher] = {
+    SINGLE: dispatch_single,
+    ROUTER: dispatch_single,
+    SPLIT: dispatch_split,
+}
+
+
+async def clear_log(wf: Workflow[Any], run: Run) -> None:
+    """Best-effort clear of the run's checkpoint log."""
+    store = wf._store
+    if store is None or run.workflow_id is None:
+        return
+    try:
+        await store.clear(run.workflow_id)
+    except Exception as exc:
+        notify(wf._observers, "on_checkpoint_clear_failed", run.workflow_id, exc)
+
+
+async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str) -> None:
+    """Append ``row`` and fire ``on_checkpoint``; raise `CheckpointStoreError` on failure."""
+    wid = run.workflow_id
+    if wid is None:
+        raise CheckpointStoreError("checkpointing requires a workflow id (call with_workflow_id)")
+    try:
+        await wf._store.append(wid, row)
+    except Exception as exc:
+        raise CheckpointStoreError(f"{what}: {message_of(exc)}") from exc
+    notify(wf._observers, "on_checkpoint", wid, row.sequence)
+    run.sequence = row.sequence + 1
+
+
+async def fail(wf: Workflow[Any], run: Run, state: Any, err: BaseException) -> BaseException:
+    """Wrap ``err`` with the state context, then drain the compensation stack (LIFO,
+    shielded). Returns the error the run ends with."""
+    wrapped = wrap_with_state(state, run.path, err)
+    if not run.stack:
+        return wrapped
+    with anyio.CancelScope(shield=True):
+        stack = list(run.stack)
+        run.stack.clear()
+        errors = await drain_stack(stack, wf._compensators, wf._resources, run.comp_budget)
+        if not errors:
+            await clear_log(wf, run)
+            return wrapped
+    return CompensationFailed([wrapped, *errors])
+
+
+async def interrupted_error(
+    wf: Workflow[Any], run: Run, state: Any, entry: Entry | None, *, cancelled: bool
+) -> BaseException:
+    """The run was cut by its token (``cancelled``) or its total timeout: report the
+    in-flight task(s) as failed, fire the run-level hook, drain."""
+    observers = wf._observers
+    err: CanoError
+    if cancelled:
+        err = WorkflowCancelled()
+        if observers and entry is not None:
+            for task_id in entry.in_flight_ids():
+                notify(observers, "on_task_failure", task_id, err)
+        if not run.cancel_reported:
+            run.cancel_reported = True
+            notify(observers, "on_cancelled", state.name)
+    else:
+        limit = run.limit if run.limit is not None else 0.0
+        elapsed = anyio.current_time() - run.started
+        err = WorkflowTimeout(elapsed, limit)
+        if observers and entry is not None:
+            for task_id in entry.in_flight_ids():
+                notify(observers, "on_task_failure", task_id, err)
+        notify(observers, "on_workflow_timeout", elapsed, limit)
+    return await fail(wf, run, state, err)
+
+
+async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
+    """Dispatch ``entry``; race it against the token and the deadline when it is a raced
+    kind. Returns the task's raw result or raises the run's final error."""
+    handler = DISPATCHERS.get(entry.kind)
+    if handler is None:  # pragma: no cover - every kind registers its dispatcher
+        raise await fail(wf, run, state, WorkflowError(f"no dispatcher for {entry.kind}"))
+    token = run.token
+    error: BaseException | None = None
+    value: Any = _UNSET
+    run.in_flight = entry
+    if entry.raced and (token is not None or run.deadline is not None):
+        scope = anyio.CancelScope(deadline=run.deadline if run.deadline is not None else math.inf)
+        if token is not None:
+            token._attach(scope)
+        try:
+            with scope:
+                value = await handler(wf, run, state, entry)
+        except Exception as exc:
+            error = exc
+        finally:
+            if token is not None:
+                token._detach(scope)
+            run.in_flight = None
+        if value is _UNSET and error is None:
+            cancelled = token is not None and token.is_cancelled
+            raise await interrupted_error(wf, run, state, entry, cancelled=cancelled)
+    else:
+        try:
+            value = await handler(wf, run, state, entry)
+        except Exception as exc:
+            error = exc
+        finally:
+            run.in_flight = None
+    if error is not None:
+        raise await fail(wf, run, state, error)
+    return value
+
+
+def _coerce_error(wf: Workflow[Any], entry: Entry, value: Any) -> CanoError:
+    if isinstance(value, TaskResult) and value.is_split:
+        if entry.kind == "stepped":
+            return WorkflowError("Stepped task returned a split result; split is not supported for Stepped states")
+        if entry.kind == "stream":
+            return WorkflowError("Stream task returned a split result; split is not supported for Stream states")
+        return WorkflowError("Single task returned split result - use register_split() for split tasks")
+    expected = wf._state_type.__name__ if wf._state_type is not None else "state"
+    return WorkflowError(
+        f"task {entry.task_id or '<split>'} returned {value!r}; expected a {expected} member "
+        "or a TaskResult"
+    )
+
+
+async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
+    """Run the machine from ``current`` until an exit state; return it."""
+    entries = wf._entries
+    exits = wf._exit_set
+    res = wf._resources
+    observers = wf._observers
+    store = wf._store
+    token = run.token
+    path = run.path
+    state_type = wf._state_type
+    inline = not observers and token is None and run.deadline is None
+    while True:
+        if token is not None and token._cancelled:
+            raise await interrupted_error(wf, run, current, None, cancelled=True)
+        path.append(current)
+        if observers:
+            notify(observers, "on_state_enter", current.name)
+        entry = entries.get(current)
+        if store is not None and (entry is None or entry.kind != ROUTER):
+            row = CheckpointRow(
+                run.sequence,
+                current.name,
+                entry.task_id if entry is not None else "",
+                workflow_version=wf._version,
+            )
+            append_error: CheckpointStoreError | None = None
+            try:
+                await append_row(wf, run, row, "append checkpoint")
+            except CheckpointStoreError as exc:
+                append_error = exc
+            if append_error is not None:
+                raise await fail(wf, run, current, append_error)
+        if current in exits:
+            if store is not None:
+                await clear_log(wf, run)
+            return current
+        if entry is None:
+            raise await fail(
+                wf, run, current, WorkflowError(f"No task registered for state: {current.name}")
+            )
+        if inline and entry.fast:
+            error: BaseException | None = None
+            invoke = entry.invoke
+            try:
+                nxt = await (invoke(res) if entry.pass_res else invoke())  # type: ignore[misc]
+            except Exception as exc:
+                try:
+                    nxt = await run_attempts(
+                        entry.config, entry.call(res), 1, task_id=entry.task_id, first_error=exc
+                    )
+                except Exception as exc2:
+                    error = exc2
+            if error is not None:
+                raise await fail(wf, run, current, error)
+        else:
+            nxt = await dispatch(wf, run, current, entry)
+        if type(nxt) is not state_type:
+            if isinstance(nxt, TaskResult) and not nxt.is_split:
+                nxt = nxt.states[0]
+            if type(nxt) is not state_type:
+                raise await fail(wf, run, current, _coerce_error(wf, entry, nxt))
+        current = nxt

@@ -1,0 +1,438 @@
+"""`Workflow`: the immutable builder and its entry points (REFERENCE §1)."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import functools
+from collections.abc import Iterable
+from typing import Any, Generic, Literal
+
+import anyio
+
+from .._cancel import CancellationToken
+from .._config import TaskConfig, optional_seconds
+from .._errors import ConfigurationError
+from .._observer import notify
+from .._resources import Resources
+from .._state import S
+from ..tasks._decorate import ModelSpec, constant, model_of
+from ._compensation import drain_stack
+from ._engine import clear_log, fsm
+from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry, Run
+from ._split import JoinConfig, join_config_error
+
+__all__ = ["Workflow"]
+
+# Which task models each registration method takes.
+_COMPANION_MODELS = frozenset({"task", "router", "poll", "timer", "batch", "stepped", "stream"})
+_MODELS_FOR = {
+    "register": _COMPANION_MODELS,
+    "register_router": frozenset({"router"}),
+    "register_split": _COMPANION_MODELS,
+    "register_stepped": frozenset({"stepped"}),
+    "register_stream": frozenset({"stream"}),
+    "register_with_compensation": frozenset({"compensatable"}),
+}
+_KIND_FOR = {
+    "register": SINGLE,
+    "register_router": ROUTER,
+    "register_stepped": STEPPED,
+    "register_stream": STREAM,
+    "register_with_compensation": COMPENSATABLE,
+}
+
+
+class Workflow(Generic[S]):
+    """A finite state machine over one Enum: a task per state, exit states, and how to
+    run it. Every builder method returns a new `Workflow` and leaves the receiver
+    unchanged, so a built workflow can be shared and run concurrently.
+
+    ```python
+    wf = (Workflow(resources)
+          .register(Step.FETCH, fetch)
+          .register(Step.PARSE, parse)
+          .add_exit_state(Step.DONE))
+    final = await wf.orchestrate(Step.FETCH)
+    ```
+    """
+
+    def __init__(self, resources: Resources | None = None, *, state: type[S] | None = None) -> None:
+        if resources is None:
+            resources = Resources()
+        if not isinstance(resources, Resources):
+            raise ConfigurationError(
+                f"Workflow(resources) takes a cano_dsl.Resources, got {type(resources).__name__}"
+            )
+        if state is not None and not (isinstance(state, type) and issubclass(state, enum.Enum)):
+            raise ConfigurationError(f"Workflow(state=...) takes an Enum class, got {state!r}")
+        self._resources = resources
+        self._state_type: type[S] | None = state
+        self._entries: dict[S, Entry] = {}
+        self._exits: tuple[S, ...] = ()
+        self._exit_set: frozenset[S] = frozenset()
+        self._observers: tuple[Any, ...] = ()
+        self._total_timeout: float | None = None
+        self._comp_timeout: float | None = None
+        self._store: Any = None
+        self._workflow_id: str | None = None
+        self._version = 0
+        self._compensators: dict[str, Any] = {}
+        self._validated: BaseException | bool | None = None
+
+    @classmethod
+    def bare(cls) -> Workflow[Any]:
+        """A workflow with empty `Resources`."""
+        return cls(Resources())
+
+    # -- builder plumbing -------------------------------------------------------
+    def _evolve(self, **changes: Any) -> Workflow[S]:
+        new: Workflow[S] = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        new._validated = None
+        return new
+
+    def _check_state(self, state: Any, what: str) -> type[S]:
+        if not isinstance(state, enum.Enum):
+            raise ConfigurationError(f"{what}: a state must be an Enum member, got {state!r}")
+        expected = self._state_type
+        if expected is None:
+            return type(state)  # type: ignore[return-value]
+        if type(state) is not expected:
+            raise ConfigurationError(
+                f"{what}: {state!r} is not a member of this workflow's state Enum "
+                f"{expected.__name__}"
+            )
+        return expected
+
+    def _check_task(self, method: str, state: Any, task: Any, state_type: type[S]) -> ModelSpec:
+        where = f"{method}({state.name}, ...)"
+        spec = model_of(task)
+        if spec is None:
+            if isinstance(task, type):
+                if getattr(task, "__cano_model__", None) is not None:
+                    raise ConfigurationError(
+                        f"{where}: got the class {task.__qualname__}; "
+                        f"did you mean `{task.__qualname__}()`?"
+                    )
+                raise ConfigurationError(
+                    f"{where}: got the class {task.__qualname__}, which is not a task; "
+                    "decorate it (@task, @batch, ...) and pass an instance"
+                )
+            if callable(task):
+                name = getattr(task, "__qualname__", repr(task))
+                raise ConfigurationError(
+                    f"{where}: {name} is a plain function; decorate it with @task"
+                )
+            raise ConfigurationError(f"{where}: {task!r} is not a task")
+        allowed = _MODELS_FOR[method]
+        if spec.decorator not in allowed:
+            wanted = " or ".join(f"@{m}" for m in sorted(allowed))
+            hint = {
+                "compensatable": "; use register_with_compensation",
+                "stepped": "",
+                "stream": "",
+            }.get(spec.decorator, "")
+            raise ConfigurationError(
+                f"{where}: expected a {wanted} task, got a @{spec.decorator} task "
+                f"{type(task).__qualname__}{hint}"
+            )
+        declared = getattr(task, "__cano_state__", None)
+        if declared is not None and declared is not state_type:
+            raise ConfigurationError(
+                f"{where}: {type(task).__qualname__} was declared for states of "
+                f"{declared.__name__}, not {state_type.__name__}"
+            )
+        return spec
+
+    def _captured(self, method: str, task: Any) -> tuple[TaskConfig, str]:
+        config = constant(task, "config")
+        if not isinstance(config, TaskConfig):
+            raise ConfigurationError(
+                f"{method}: {type(task).__qualname__}.config must give a TaskConfig, "
+                f"got {config!r}"
+            )
+        name = constant(task, "name")
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"{method}: {type(task).__qualname__}.name must give a str, got {name!r}"
+            )
+        return config, name
+
+    def _with_entry(self, state: S, entry: Entry, state_type: type[S]) -> Workflow[S]:
+        entries = dict(self._entries)
+        compensators = dict(self._compensators)
+        old = entries.get(state)
+        if old is not None and old.kind == COMPENSATABLE:
+            compensators.pop(old.task_id, None)
+        if entry.kind == COMPENSATABLE:
+            compensators[entry.task_id] = entry.task
+        entries[state] = entry
+        return self._evolve(_entries=entries, _compensators=compensators, _state_type=state_type)
+
+    def _register_one(self, method: str, state: S, task: Any) -> Workflow[S]:
+        state_type = self._check_state(state, method)
+        spec = self._check_task(method, state, task, state_type)
+        config, name = self._captured(method, task)
+        assert spec.invoker is not None
+        invoke, pass_res = spec.invoker(task)
+        entry = Entry(
+            _KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res
+        )
+        return self._with_entry(state, entry, state_type)
+
+    # -- registration -----------------------------------------------------------
+    def register(self, state: S, task: Any) -> Workflow[S]:
+        """Run ``task`` in ``state`` (any model but compensatable: plain tasks, routers,
+        batches, pollers, timers, and stepped or stream tasks without persistence).
+        Replaces a previous handler. The task's config is read once, now."""
+        return self._register_one("register", state, task)
+
+    def register_router(self, state: S, task: Any) -> Workflow[S]:
+        """Run a `@router` in ``state``: it writes no checkpoint row."""
+        return self._register_one("register_router", state, task)
+
+    def register_stepped(self, state: S, task: Any) -> Workflow[S]:
+        """Run a `@stepped` task with per-step retries and a persisted cursor."""
+        return self._register_one("register_stepped", state, task)
+
+    def register_stream(self, state: S, task: Any) -> Workflow[S]:
+        """Run a `@stream` task with windows, a cooperative cancel drain and a persisted
+        cursor."""
+        return self._register_one("register_stream", state, task)
+
+    def register_with_compensation(self, state: S, task: Any) -> Workflow[S]:
+        """Run a `@compensatable` saga step; its output is kept for rollback. Names must
+        be unique per workflow (the compensator is found by ``name()``)."""
+        return self._register_one("register_with_compensation", state, task)
+
+    def register_split(
+        self, state: S, tasks: Iterable[Any], join_config: JoinConfig[S]
+    ) -> Workflow[S]:
+        """Run every task of ``tasks`` in parallel in ``state``; ``join_config`` decides
+        whether the run continues to its ``join_state``."""
+        method = "register_split"
+        state_type = self._check_state(state, method)
+        if not isinstance(join_config, JoinConfig):
+            raise ConfigurationError(
+                f"{method}({state.name}, ...): join_config must be a JoinConfig, "
+                f"got {join_config!r}"
+            )
+        self._check_state(join_config.join_state, f"{method}({state.name}) join_state")
+        task_list = list(tasks)
+        configs = []
+        for t in task_list:
+            self._check_task(method, state, t, state_type)
+            configs.append(self._captured(method, t)[0])
+        entry = Entry(
+            SPLIT, None, None, "", tasks=tuple(task_list), configs=tuple(configs), join=join_config
+        )
+        return self._with_entry(state, entry, state_type)
+
+    def add_exit_state(self, state: S) -> Workflow[S]:
+        """Mark ``state`` as terminal (it needs no handler); duplicates are ignored."""
+        state_type = self._check_state(state, "add_exit_state")
+        if state in self._exit_set:
+            return self._evolve(_state_type=state_type)
+        exits = (*self._exits, state)
+        return self._evolve(_exits=exits, _exit_set=frozenset(exits), _state_type=state_type)
+
+    def add_exit_states(self, states: Iterable[S]) -> Workflow[S]:
+        """`add_exit_state` for each of ``states``, in order."""
+        wf = self
+        for s in states:
+            wf = wf.add_exit_state(s)
+        return wf
+
+    def with_observer(self, observer: Any) -> Workflow[S]:
+        """Add an observer; observers are called in the order they were added."""
+        return self._evolve(_observers=(*self._observers, observer))
+
+    def with_total_timeout(self, timeout: float | datetime.timedelta) -> Workflow[S]:
+        """Bound every run (from the first state to the exit) by ``timeout`` seconds."""
+        return self._evolve(_total_timeout=optional_seconds(timeout, "total timeout"))
+
+    def with_compensation_timeout(self, timeout: float | datetime.timedelta) -> Workflow[S]:
+        """Bound the compensation drain after a failure (default with a total timeout:
+        ``min(total / 2, 30)``; without: unbounded)."""
+        return self._evolve(_comp_timeout=optional_seconds(timeout, "compensation timeout"))
+
+    def with_checkpoint_store(self, store: Any) -> Workflow[S]:
+        """Write a checkpoint log to ``store`` (needs `with_workflow_id`)."""
+        for method in ("append", "load_run", "clear"):
+            if not callable(getattr(store, method, None)):
+                raise ConfigurationError(
+                    f"with_checkpoint_store: {type(store).__qualname__} has no `{method}` "
+                    "method; a store implements append, load_run and clear"
+                )
+        return self._evolve(_store=store)
+
+    def with_workflow_id(self, workflow_id: str) -> Workflow[S]:
+        """The id under which runs write their checkpoint log."""
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise ConfigurationError(f"workflow id must be a non-empty str, got {workflow_id!r}")
+        return self._evolve(_workflow_id=workflow_id)
+
+    def with_workflow_version(self, version: int) -> Workflow[S]:
+        """Stamp checkpoint rows with ``version``; resume refuses a log of another one."""
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**31:
+            raise ConfigurationError(f"workflow version must be an int in [0, 2**31), got {version!r}")
+        return self._evolve(_version=version)
+
+    # -- introspection ----------------------------------------------------------
+    def registered_states(self) -> list[S]:
+        """States that have a handler (exit-only states excluded)."""
+        return list(self._entries)
+
+    @property
+    def exit_states(self) -> tuple[S, ...]:
+        return self._exits
+
+    @property
+    def resources(self) -> Resources:
+        return self._resources
+
+    @property
+    def workflow_id(self) -> str | None:
+        return self._workflow_id
+
+    @property
+    def workflow_version(self) -> int:
+        return self._version
+
+    def entry_kind(self, state: S) -> str | None:
+        """How ``state`` is registered (``"single"``, ``"router"``, ``"split"``, ...)."""
+        entry = self._entries.get(state)
+        return entry.kind if entry is not None else None
+
+    def __repr__(self) -> str:
+        st = self._state_type.__name__ if self._state_type is not None else "?"
+        return (
+            f"Workflow[{st}](states={len(self._entries)}, exits={[s.name for s in self._exits]})"
+        )
+
+    # -- validation -------------------------------------------------------------
+    def _is_known(self, state: Any) -> bool:
+        return state in self._entries or state in self._exit_set
+
+    def validate(self) -> None:
+        """Check the workflow's shape; raise `ConfigurationError` (REFERENCE §1.3)."""
+        cached = self._validated
+        if cached is True:
+            return
+        if isinstance(cached, BaseException):
+            raise cached
+        err = self._validation_error()
+        self._validated = err if err is not None else True
+        if err is not None:
+            raise err
+
+    def _validation_error(self) -> ConfigurationError | None:
+        if not self._entries:
+            return ConfigurationError("Workflow has no registered state handlers")
+        if not self._exits:
+            return ConfigurationError(
+                "Workflow has no exit states defined — orchestration may loop forever"
+            )
+        for entry in self._entries.values():
+            if entry.kind == SPLIT:
+                err = join_config_error(entry.join, self._is_known)
+                if err is not None:
+                    return err
+        return None
+
+    def validate_initial_state(self, state: S) -> None:
+        """``state`` must be registered or an exit state."""
+        if not self._is_known(state):
+            shown = state.name if isinstance(state, enum.Enum) else repr(state)
+            raise ConfigurationError(
+                f"Initial state {shown} is neither registered nor an exit state"
+            )
+
+    # -- running ----------------------------------------------------------------
+    def _new_run(self, workflow_id: str | None, cancel: CancellationToken | None) -> Run:
+        if cancel is not None and not isinstance(cancel, CancellationToken):
+            raise ConfigurationError(f"cancel must be a CancellationToken, got {cancel!r}")
+        run = Run(workflow_id, cancel)
+        limit = self._total_timeout
+        if limit is not None:
+            run.started = anyio.current_time()
+            run.limit = limit
+            run.deadline = run.started + limit
+            run.comp_budget = (
+                self._comp_timeout if self._comp_timeout is not None else min(limit / 2, 30.0)
+            )
+        else:
+            run.comp_budget = self._comp_timeout
+        return run
+
+    async def orchestrate(self, initial: S, cancel: CancellationToken | None = None) -> S:
+        """Run from ``initial`` to an exit state and return it.
+
+        Raises the validation `ConfigurationError` or a resource's setup error raw;
+        every failure inside the machine as `StateFailure` (or `CompensationFailed` for
+        a dirty rollback). ``cancel`` ends the run with a wrapped `WorkflowCancelled`.
+        """
+        self.validate()
+        self.validate_initial_state(initial)
+        if self._store is not None and self._workflow_id is None:
+            raise ConfigurationError(
+                "a checkpoint store is attached but no workflow id: call "
+                "with_workflow_id(...) before orchestrate"
+            )
+        res = self._resources
+        await res.setup_all()
+        try:
+            return await self._drive(self._new_run(self._workflow_id, cancel), initial)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await res.teardown_all()
+
+    async def _drive(self, run: Run, initial: S) -> S:
+        """The loop, with enclosing-scope cancellation reported once and drained."""
+        try:
+            result: S = await fsm(self, run, initial)
+            return result
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._on_foreign_cancel(run, initial)
+            raise
+
+    async def _on_foreign_cancel(self, run: Run, initial: S) -> None:
+        """An enclosing cancel scope cancelled the run: report it once and drain."""
+        from .._errors import WorkflowCancelled
+
+        observers = self._observers
+        state = run.path[-1] if run.path else initial
+        entry = run.in_flight
+        if observers and entry is not None:
+            err = WorkflowCancelled()
+            for task_id in entry.in_flight_ids():
+                notify(observers, "on_task_failure", task_id, err)
+        if not run.cancel_reported:
+            run.cancel_reported = True
+            notify(observers, "on_cancelled", state.name)
+        if run.stack:
+            stack = list(run.stack)
+            run.stack.clear()
+            errors = await drain_stack(stack, self._compensators, self._resources, run.comp_budget)
+            if not errors:
+                await clear_log(self, run)
+
+    async def resume_from(self, workflow_id: str, cancel: CancellationToken | None = None) -> S:
+        """Resume the run logged under ``workflow_id`` from its last checkpoint."""
+        from ._resume import resume_from
+
+        return await resume_from(self, workflow_id, cancel)
+
+    def run_sync(
+        self,
+        initial: S,
+        *,
+        backend: Literal["asyncio", "trio"] | str = "asyncio",
+        cancel: CancellationToken | None = None,
+    ) -> S:
+        """`orchestrate` from synchronous code, on a fresh event loop."""
+        result: S = anyio.run(functools.partial(self.orchestrate, initial, cancel), backend=backend)
+        return result
