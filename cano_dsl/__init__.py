@@ -58,6 +58,12 @@ from .workflow import SplitResult as SplitResult
 from .workflow import Workflow as Workflow
 # --- end core exports ---
 
+# --- models exports ---
+# --- end models exports ---
+
+# --- saga exports ---
+# --- end saga exports ---
+
 # --- resilience exports ---
 from .resilience import CircuitBreaker as CircuitBreaker
 from .resilience import CircuitPermit as CircuitPermit

@@ -13,4 +13,10 @@ from .task import task as task
 task.router = router
 task.batch = batch
 
+# --- models (poll, timer, stepped, stream) ---
+# --- end models ---
+
+# --- saga (compensatable) ---
+# --- end saga ---
+
 __all__ = ["BatchTask", "FunctionTask", "RouterTask", "Task", "batch", "router", "task"]

@@ -7,4 +7,11 @@ from ._split import JoinStrategy as JoinStrategy
 from ._split import SplitResult as SplitResult
 from ._workflow import Workflow as Workflow
 
+# Dispatchers of further entry kinds register themselves into _engine.DISPATCHERS
+# when imported:
+# --- models dispatchers ---
+# --- end models dispatchers ---
+# --- saga dispatchers ---
+# --- end saga dispatchers ---
+
 __all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "Workflow"]
