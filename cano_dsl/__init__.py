@@ -82,6 +82,9 @@ from .resilience import WindowedRateLimiter as WindowedRateLimiter
 # --- end resilience exports ---
 
 # --- stores exports ---
+from .stores import CheckpointRow as CheckpointRow
+from .stores import CheckpointStore as CheckpointStore
+from .stores import RowKind as RowKind
 # --- end stores exports ---
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from .._errors import CheckpointStoreError, ConfigurationError
 from ._batch import BatchRunner, Op, OpKind
@@ -153,7 +153,7 @@ class SqliteCheckpointStore:
     ) -> None:
         await self.aclose()
 
-    async def _submit(self, op: Op) -> object:
+    async def _submit(self, op: Op) -> Any:
         if self._closed:
             raise CheckpointStoreError(f"{self!r} is closed")
         return await self._runner.submit(op)

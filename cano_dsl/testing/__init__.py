@@ -10,6 +10,7 @@ from ._observer import Event as Event
 from ._observer import RecordingObserver as RecordingObserver
 
 # --- checkpoint exports ---
+from ._checkpoint import InMemoryCheckpointStore as InMemoryCheckpointStore
 # --- end checkpoint exports ---
 
 # --- clock exports ---

@@ -1,0 +1,268 @@
+"""`PostgresCheckpointStore`: checkpoint logs in a PostgreSQL table (extra ``postgres``).
+
+Uses psycopg 3's *synchronous* connection in worker threads (psycopg's async API is
+asyncio-only, and cano_dsl also runs on trio): one connection per store, used by one
+thread at a time, with concurrent calls committed together (see `._batch`). The table
+is created on first use (``CREATE TABLE IF NOT EXISTS`` under an advisory lock, so
+several processes starting at once are fine) and has the same layout as the Rust
+cano-e2e store, so both can read each other's rows::
+
+    cano_checkpoints(workflow_id text, sequence bigint, state text, task_id text,
+                     output_blob bytea, kind smallint NOT NULL DEFAULT 0,
+                     workflow_version bigint NOT NULL DEFAULT 0,
+                     PRIMARY KEY (workflow_id, sequence))
+
+A broken connection (server restart, network drop) fails the calls in flight with
+`CheckpointStoreError`; the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Sequence
+from types import ModuleType, TracebackType
+from typing import Any
+
+from .._errors import CheckpointStoreError, ConfigurationError
+from ._batch import BatchRunner, Op, OpKind
+from ._codec import conflict_error, decode_row
+from ._row import CheckpointRow
+
+__all__ = ["PostgresCheckpointStore"]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+_LOCK_KEY = 0x63616E6F5F647331  # pg_advisory_xact_lock key for schema creation ("cano_ds1")
+
+
+def _import_psycopg() -> ModuleType:
+    try:
+        return importlib.import_module("psycopg")
+    except ImportError as exc:
+        raise ConfigurationError(
+            "PostgresCheckpointStore needs psycopg 3: pip install 'cano-dsl[postgres]'"
+        ) from exc
+
+
+class PostgresCheckpointStore:
+    """A `CheckpointStore` in a PostgreSQL table.
+
+    ``dsn`` is a libpq connection string or URI; ``table`` names the table (default
+    ``cano_checkpoints``; a plain identifier). Nothing connects until the first call
+    (or `open()` / ``async with``). Call `aclose()` when done; after it every call
+    raises `CheckpointStoreError`. Use one store object per event loop at a time.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        table: str = "cano_checkpoints",
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._pg = _import_psycopg()
+        if not _IDENT.match(table):
+            raise ConfigurationError(
+                f"PostgresCheckpointStore table must be a plain identifier, got {table!r}"
+            )
+        try:
+            info: dict[str, Any] = self._pg.conninfo.conninfo_to_dict(dsn)
+        except self._pg.Error as exc:
+            raise ConfigurationError(f"PostgresCheckpointStore: invalid dsn: {exc}") from exc
+        self._where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/" + str(
+            info.get("dbname", info.get("user", ""))
+        )
+        self._dsn = dsn
+        self._table = table
+        self._connect_timeout = max(1, round(connect_timeout))
+        self._conn: Any = None
+        self._schema_ready = False
+        self._closed = False
+        self._runner = BatchRunner(self._execute)
+        t = table
+        self._create_sql = f"""CREATE TABLE IF NOT EXISTS {t} (
+            workflow_id      text     NOT NULL,
+            sequence         bigint   NOT NULL,
+            state            text     NOT NULL,
+            task_id          text     NOT NULL,
+            output_blob      bytea,
+            kind             smallint NOT NULL DEFAULT 0,
+            workflow_version bigint   NOT NULL DEFAULT 0,
+            PRIMARY KEY (workflow_id, sequence))"""
+        self._migrate_sql = (
+            f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS workflow_version bigint NOT NULL DEFAULT 0"
+        )
+        self._insert_sql = (
+            f"INSERT INTO {t} "
+            "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (workflow_id, sequence) DO NOTHING"
+        )
+        self._select_sql = (
+            "SELECT sequence, state, task_id, output_blob, kind, workflow_version "
+            f"FROM {t} WHERE workflow_id = %s ORDER BY sequence"
+        )
+        self._delete_sql = f"DELETE FROM {t} WHERE workflow_id = %s"
+
+    @property
+    def table(self) -> str:
+        return self._table
+
+    def __repr__(self) -> str:
+        return f"PostgresCheckpointStore(<{self._where}>, table={self._table!r})"
+
+    # -- the CheckpointStore protocol -------------------------------------------------
+
+    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+        """Add ``row`` to ``workflow_id``'s log; a taken sequence raises the conflict error."""
+        await self._submit(Op(OpKind.APPEND, workflow_id, row))
+
+    async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
+        """Every row of ``workflow_id``, ascending by sequence (``[]`` if none)."""
+        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, workflow_id))
+        return rows
+
+    async def clear(self, workflow_id: str) -> None:
+        """Delete ``workflow_id``'s rows (and nothing else); an unknown id is fine."""
+        await self._submit(Op(OpKind.CLEAR, workflow_id))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect and create the table now instead of on first use."""
+        await self._submit(Op(OpKind.OPEN))
+
+    async def aclose(self) -> None:
+        """Close the connection once the calls already queued are done. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._runner.submit(Op(OpKind.CLOSE))
+
+    async def __aenter__(self) -> PostgresCheckpointStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _submit(self, op: Op) -> Any:
+        if self._closed:
+            raise CheckpointStoreError(f"{self!r} is closed")
+        return await self._runner.submit(op)
+
+    # -- worker-thread side ----------------------------------------------------------
+
+    def _error(self, what: str, exc: BaseException) -> CheckpointStoreError:
+        err = CheckpointStoreError(f"postgres {self._where}: {what}: {exc}")
+        err.__cause__ = exc
+        return err
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except self._pg.Error:
+                pass
+
+    def _execute(self, batch: Sequence[Op]) -> None:
+        work = [op for op in batch if op.kind is not OpKind.CLOSE]
+        if work:
+            try:
+                conn = self._ensure_open()
+            except CheckpointStoreError as exc:
+                for op in work:
+                    op.fail(exc)
+            else:
+                self._run(conn, work)
+        if len(work) < len(batch):
+            self._drop_connection()
+            for op in batch:
+                if op.kind is OpKind.CLOSE:
+                    op.succeed()
+
+    def _run(self, conn: Any, ops: Sequence[Op]) -> None:
+        current: Op | None = None
+        try:
+            with conn.cursor() as cur:
+                for op in ops:
+                    current = op
+                    self._run_one(cur, op)
+            conn.commit()
+        except self._pg.Error as exc:
+            what = "commit" if current is None else f"{current.kind.name.lower()}"
+            if current is not None and current.args:
+                what += f" {current.args[0]!r}"
+            err = self._error(what, exc)
+            if conn.closed or conn.broken:
+                self._drop_connection()
+            else:
+                try:
+                    conn.rollback()
+                except self._pg.Error:
+                    self._drop_connection()
+            for op in ops:
+                if op.is_write or not op.resolved:
+                    op.fail(err)
+
+    def _run_one(self, cur: Any, op: Op) -> None:
+        if op.kind is OpKind.APPEND:
+            workflow_id: str = op.args[0]
+            row: CheckpointRow = op.args[1]
+            cur.execute(
+                self._insert_sql,
+                (
+                    workflow_id,
+                    row.sequence,
+                    row.state,
+                    row.task_id,
+                    row.output_blob,
+                    int(row.kind),
+                    row.workflow_version,
+                ),
+            )
+            if cur.rowcount == 0:
+                op.fail(conflict_error(workflow_id, row.sequence))
+            else:
+                op.succeed()
+        elif op.kind is OpKind.LOAD:
+            workflow_id = op.args[0]
+            cur.execute(self._select_sql, (workflow_id,))
+            try:
+                rows = [decode_row(workflow_id, *values) for values in cur.fetchall()]
+            except CheckpointStoreError as exc:
+                op.fail(exc)
+            else:
+                op.succeed(rows)
+        elif op.kind is OpKind.CLEAR:
+            cur.execute(self._delete_sql, (op.args[0],))
+            op.succeed()
+        else:  # OPEN: connected and migrated by now
+            op.succeed()
+
+    def _ensure_open(self) -> Any:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._drop_connection()
+        try:
+            conn = self._pg.connect(self._dsn, connect_timeout=self._connect_timeout)
+        except self._pg.Error as exc:
+            raise self._error("cannot connect", exc) from exc
+        if not self._schema_ready:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                    cur.execute(self._create_sql)
+                    cur.execute(self._migrate_sql)
+                conn.commit()
+            except self._pg.Error as exc:
+                conn.close()
+                raise self._error(f"cannot create table {self._table}", exc) from exc
+            self._schema_ready = True
+        self._conn = conn
+        return conn

@@ -1,0 +1,83 @@
+"""Every shipped store passes the conformance suite; the suite catches a broken store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cano_dsl._errors import CheckpointStoreError
+from cano_dsl.stores._row import CheckpointRow
+from cano_dsl.stores.postgres import PostgresCheckpointStore
+from cano_dsl.stores.sqlite import SqliteCheckpointStore
+from cano_dsl.testing._checkpoint import InMemoryCheckpointStore
+from cano_dsl.testing.conformance import (
+    CHECKS,
+    CheckpointStoreConformance,
+    run_conformance,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class TestInMemoryConformance(CheckpointStoreConformance):
+    @pytest.fixture
+    def make_store(self) -> Callable[[], InMemoryCheckpointStore]:
+        return InMemoryCheckpointStore
+
+
+class TestSqliteConformance(CheckpointStoreConformance):
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> Callable[[], SqliteCheckpointStore]:
+        return lambda: SqliteCheckpointStore(tmp_path / "checkpoints.db")
+
+
+class TestSqliteFullDurabilityConformance(CheckpointStoreConformance):
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> Callable[[], SqliteCheckpointStore]:
+        return lambda: SqliteCheckpointStore(tmp_path / "checkpoints.db", durability="full")
+
+
+@pytest.mark.postgres
+class TestPostgresConformance(CheckpointStoreConformance):
+    @pytest.fixture
+    def make_store(self, postgres_dsn: str) -> Callable[[], PostgresCheckpointStore]:
+        return lambda: PostgresCheckpointStore(postgres_dsn)
+
+
+async def test_run_conformance_runs_every_check_and_accepts_async_factories() -> None:
+    async def make() -> InMemoryCheckpointStore:
+        return InMemoryCheckpointStore()
+
+    assert await run_conformance(make) == list(CHECKS)
+
+
+async def test_run_conformance_skips_named_checks() -> None:
+    ran = await run_conformance(InMemoryCheckpointStore, skip=["blobs_round_trip"])
+    assert "blobs_round_trip" not in ran and len(ran) == len(CHECKS) - 1
+
+
+async def test_run_conformance_rejects_unknown_skip_names() -> None:
+    with pytest.raises(ValueError, match="no_such_check"):
+        await run_conformance(InMemoryCheckpointStore, skip=["no_such_check"])
+
+
+class _OverwritingStore(InMemoryCheckpointStore):
+    """Wrong on purpose: a duplicate sequence silently replaces the first row."""
+
+    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+        try:
+            await super().append(workflow_id, row)
+        except CheckpointStoreError:
+            await super().clear(workflow_id)
+
+
+async def test_run_conformance_names_the_check_a_broken_store_fails() -> None:
+    with pytest.raises(AssertionError, match="duplicate_rejected_first_row_kept"):
+        await run_conformance(_OverwritingStore)
+
+
+async def test_run_conformance_rejects_a_factory_that_returns_no_store() -> None:
+    with pytest.raises(TypeError, match="not a CheckpointStore"):
+        await run_conformance(lambda: object())  # type: ignore[arg-type, return-value]
