@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import enum
 import gc
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable

@@ -45,25 +45,12 @@ from ._resources import from_resources as from_resources
 from ._resources import resource as resource
 from ._state import TaskResult as TaskResult
 from ._store import MemoryStore as MemoryStore
-from .tasks import BatchTask as BatchTask
-from .tasks import FunctionTask as FunctionTask
-from .tasks import RouterTask as RouterTask
-from .tasks import Task as Task
-from .tasks import batch as batch
-from .tasks import router as router
-from .tasks import task as task
-from .workflow import JoinConfig as JoinConfig
-from .workflow import JoinStrategy as JoinStrategy
-from .workflow import SplitResult as SplitResult
-from .workflow import Workflow as Workflow
-# --- end core exports ---
 
+# --- end core exports ---
 # --- models exports ---
 # --- end models exports ---
-
 # --- saga exports ---
 # --- end saga exports ---
-
 # --- resilience exports ---
 from .resilience import CircuitBreaker as CircuitBreaker
 from .resilience import CircuitPermit as CircuitPermit
@@ -77,14 +64,26 @@ from .resilience import RateLimiter as RateLimiter
 from .resilience import RateLimiterPolicy as RateLimiterPolicy
 from .resilience import Reservation as Reservation
 from .resilience import Tier as Tier
-from .resilience import WindowPolicy as WindowPolicy
 from .resilience import WindowedRateLimiter as WindowedRateLimiter
-# --- end resilience exports ---
+from .resilience import WindowPolicy as WindowPolicy
 
+# --- end resilience exports ---
 # --- stores exports ---
 from .stores import CheckpointRow as CheckpointRow
 from .stores import CheckpointStore as CheckpointStore
 from .stores import RowKind as RowKind
+from .tasks import BatchTask as BatchTask
+from .tasks import FunctionTask as FunctionTask
+from .tasks import RouterTask as RouterTask
+from .tasks import Task as Task
+from .tasks import batch as batch
+from .tasks import router as router
+from .tasks import task as task
+from .workflow import JoinConfig as JoinConfig
+from .workflow import JoinStrategy as JoinStrategy
+from .workflow import SplitResult as SplitResult
+from .workflow import Workflow as Workflow
+
 # --- end stores exports ---
 
 __version__ = "0.1.0"
@@ -92,9 +91,7 @@ __version__ = "0.1.0"
 __all__ = sorted(
     name
     for name, value in dict(globals()).items()
-    if not name.startswith("_")
-    and name != "annotations"
-    and type(value).__name__ != "module"
+    if not name.startswith("_") and name != "annotations" and type(value).__name__ != "module"
 )
 
 

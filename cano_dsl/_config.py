@@ -32,7 +32,9 @@ def seconds(value: float | datetime.timedelta, what: str = "duration") -> float:
     return out
 
 
-def optional_seconds(value: float | datetime.timedelta | None, what: str = "duration") -> float | None:
+def optional_seconds(
+    value: float | datetime.timedelta | None, what: str = "duration"
+) -> float | None:
     return None if value is None else seconds(value, what)
 
 

@@ -285,6 +285,7 @@ class CompensationFailed(CanoError):
     compensation error in drain order. Nested `CompensationFailed`s are flattened."""
 
     category = "compensation_failed"
+    errors: list[BaseException]
 
     def __init__(self, errors: Sequence[BaseException]) -> None:
         flat: list[BaseException] = []
@@ -367,9 +368,7 @@ class StateFailure(CanoError):
     is the underlying error's category.
     """
 
-    def __init__(
-        self, state: Any, attempt: int, path: Sequence[Any], error: BaseException
-    ) -> None:
+    def __init__(self, state: Any, attempt: int, path: Sequence[Any], error: BaseException) -> None:
         self.state = state
         self.attempt = attempt
         self.path = list(path)
@@ -377,8 +376,8 @@ class StateFailure(CanoError):
         super().__init__(_message_of(error))
         self.__cause__ = error
 
-    @property  # type: ignore[override]
-    def category(self) -> str:
+    @property
+    def category(self) -> str:  # type: ignore[override]
         return category_of(self.error)
 
     @property

@@ -17,7 +17,7 @@ __all__ = ["Err", "Ok", "Outcome", "make_ok"]
 T = TypeVar("T")
 
 
-class Ok(tuple[T], Generic[T]):  # type: ignore[misc]
+class Ok(tuple[T], Generic[T]):
     """A successful item result; ``value`` is what ``process_item`` returned."""
 
     __slots__ = ()
@@ -43,7 +43,7 @@ class Ok(tuple[T], Generic[T]):  # type: ignore[misc]
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return False if isinstance(other, tuple) else NotImplemented
-        return bool(self[0] == other[0])  # type: ignore[index]
+        return bool(self[0] == other[0])
 
     def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)

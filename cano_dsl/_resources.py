@@ -161,9 +161,7 @@ class Resources:
             value = self._items[key]
         except KeyError:
             wanted = f" (requested type: {kind.__qualname__})" if kind is not None else ""
-            raise ResourceNotFound(
-                f"no resource found for key {_key_text(key)}{wanted}"
-            ) from None
+            raise ResourceNotFound(f"no resource found for key {_key_text(key)}{wanted}") from None
         if kind is not None and not isinstance(value, kind):
             raise ResourceTypeMismatch(
                 f"resource {_key_text(key)} is a {type(value).__qualname__}, "
@@ -278,9 +276,9 @@ def from_resources(cls: C) -> C:
         fields.append((name, marks[0].key, check if isinstance(check, type) else None))
     if not fields:
         raise TaskDefinitionError(
-            f"@from_resources {cls.__qualname__}: no field is annotated "
-            "`Annotated[T, Res(key)]`"
+            f"@from_resources {cls.__qualname__}: no field is annotated `Annotated[T, Res(key)]`"
         )
+
     def _build(klass: type[T], res: Resources) -> T:
         kwargs = {
             name: (res.get(key, kind) if kind is not None else res.get(key))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -48,5 +48,3 @@ class TaskResult(Generic[S]):
         if self.is_split:
             return f"TaskResult.split({list(self.states)!r})"
         return f"TaskResult.single({self.states[0]!r})"
-
-

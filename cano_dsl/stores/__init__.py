@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from .postgres import PostgresCheckpointStore as PostgresCheckpointStore
     from .sqlite import SqliteCheckpointStore as SqliteCheckpointStore
 
-__all__ = ["CheckpointRow", "CheckpointStore", "PostgresCheckpointStore", "RowKind", "SqliteCheckpointStore"]
+__all__ = [
+    "CheckpointRow",
+    "CheckpointStore",
+    "PostgresCheckpointStore",
+    "RowKind",
+    "SqliteCheckpointStore",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,9 +24,8 @@ __all__ = [
     "ModelSpec",
     "check_class",
     "constant",
-    "model_decorator",
-    "model_of",
     "ModelDecorator",
+    "model_of",
 ]
 
 C = TypeVar("C", bound=type)
@@ -64,7 +63,9 @@ class ModelSpec:
     def hooks(self) -> tuple[str, ...]:
         return self.required + self.one_of + self.constants
 
-    def bind(self, base: Any, invoker: Callable[[Any], tuple[Callable[..., Any], bool]]) -> ModelSpec:
+    def bind(
+        self, base: Any, invoker: Callable[[Any], tuple[Callable[..., Any], bool]]
+    ) -> ModelSpec:
         """This spec with its base class and invoker filled in."""
         return attrs.evolve(self, base=base, invoker=invoker)
 
@@ -100,7 +101,11 @@ def check_class(spec: ModelSpec, cls: type, *, register: bool = True) -> None:
         if isinstance(member, (staticmethod, classmethod)):
             member = member.__func__
         if not _is_async(member, name in spec.generator_ok):
-            kind = "`async def` (or an async generator)" if name in spec.generator_ok else "`async def`"
+            kind = (
+                "`async def` (or an async generator)"
+                if name in spec.generator_ok
+                else "`async def`"
+            )
             raise TaskDefinitionError(f"{where}: `{name}` must be {kind}, not a sync function")
     if spec.one_of:
         present = [n for n in spec.one_of if _own_or_inherited(cls, n, base) is not None]
@@ -219,13 +224,12 @@ class ModelDecorator:
             )
 
         def wrap(cls: C) -> C:
-            return self._apply(cls, state, config, name)
+            out: C = self._apply(cls, state, config, name)
+            return out
 
         return wrap if target is None else wrap(target)
 
-    def _apply(
-        self, cls: Any, state: type[enum.Enum] | None, config: Any, name: str | None
-    ) -> Any:
+    def _apply(self, cls: Any, state: type[enum.Enum] | None, config: Any, name: str | None) -> Any:
         spec = self.spec
         if not isinstance(cls, type):
             raise TaskDefinitionError(
@@ -239,7 +243,7 @@ class ModelDecorator:
             _set_constant(cls, where, "name", name)
         check_class(spec, cls)
         if state is not None:
-            cls.__cano_state__ = state
+            cls.__cano_state__ = state  # type: ignore[attr-defined]
         return cls
 
     def __repr__(self) -> str:

@@ -114,7 +114,7 @@ class _TaskDecorator(ModelDecorator):
     stream: ModelDecorator
     compensatable: ModelDecorator
 
-    @overload  # type: ignore[override]
+    @overload
     def __call__(self, target: C) -> C: ...
     @overload
     def __call__(self, target: Callable[..., Awaitable[Any]]) -> FunctionTask: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._resources import Resources, ResourceKey
+from .._resources import ResourceKey, Resources
 from .._store import MemoryStore
 
 __all__ = ["TestResources", "assert_compensation_ran"]
@@ -43,9 +43,8 @@ def assert_compensation_ran(actual: Sequence[Any], expected: Sequence[Any]) -> N
     got, want = list(actual), list(expected)
     if got == want:
         return
-    first = next(
-        (i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want))
-    )
+    pairs = zip(got, want, strict=False)
+    first = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(got), len(want)))
     raise AssertionError(
         "compensation order mismatch (expected is the undo order, last step first):\n"
         f"  expected {want}\n  actual   {got}\n  first difference at index {first}"

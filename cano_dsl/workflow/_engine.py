@@ -185,10 +185,16 @@ async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any
 def _coerce_error(wf: Workflow[Any], entry: Entry, value: Any) -> CanoError:
     if isinstance(value, TaskResult) and value.is_split:
         if entry.kind == "stepped":
-            return WorkflowError("Stepped task returned a split result; split is not supported for Stepped states")
+            return WorkflowError(
+                "Stepped task returned a split result; split is not supported for Stepped states"
+            )
         if entry.kind == "stream":
-            return WorkflowError("Stream task returned a split result; split is not supported for Stream states")
-        return WorkflowError("Single task returned split result - use register_split() for split tasks")
+            return WorkflowError(
+                "Stream task returned a split result; split is not supported for Stream states"
+            )
+        return WorkflowError(
+            "Single task returned split result - use register_split() for split tasks"
+        )
     expected = wf._state_type.__name__ if wf._state_type is not None else "state"
     return WorkflowError(
         f"task {entry.task_id or '<split>'} returned {value!r}; expected a {expected} member "

@@ -9,7 +9,17 @@ from typing import Any
 
 from .._config import TaskConfig
 
-__all__ = ["Entry", "Run", "invoker_of", "SINGLE", "ROUTER", "SPLIT", "COMPENSATABLE", "STEPPED", "STREAM"]
+__all__ = [
+    "Entry",
+    "Run",
+    "invoker_of",
+    "SINGLE",
+    "ROUTER",
+    "SPLIT",
+    "COMPENSATABLE",
+    "STEPPED",
+    "STREAM",
+]
 
 SINGLE = "single"
 ROUTER = "router"
@@ -23,17 +33,17 @@ class Entry:
     """One registered state: its kind, task(s), captured config(s) and how to call it."""
 
     __slots__ = (
-        "kind",
-        "task",
-        "tasks",
         "config",
         "configs",
-        "join",
-        "task_id",
-        "invoke",
-        "pass_res",
         "fast",
+        "invoke",
+        "join",
+        "kind",
+        "pass_res",
         "raced",
+        "task",
+        "task_id",
+        "tasks",
     )
 
     def __init__(
@@ -95,18 +105,18 @@ class Run:
     """Mutable state of one orchestrate / resume_from call."""
 
     __slots__ = (
-        "workflow_id",
-        "sequence",
-        "path",
-        "stack",
-        "cursors",
-        "token",
-        "deadline",
-        "started",
-        "limit",
-        "comp_budget",
-        "in_flight",
         "cancel_reported",
+        "comp_budget",
+        "cursors",
+        "deadline",
+        "in_flight",
+        "limit",
+        "path",
+        "sequence",
+        "stack",
+        "started",
+        "token",
+        "workflow_id",
     )
 
     def __init__(self, workflow_id: str | None, token: Any) -> None:

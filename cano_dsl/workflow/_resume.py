@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["resume_from"]
 
 
-async def resume_from(
-    wf: Workflow[Any], workflow_id: str, cancel: CancellationToken | None
-) -> Any:
+async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationToken | None) -> Any:
     """Resume ``workflow_id``: preflight errors are raw; the resumed state re-runs."""
     store = wf._store
     if store is None:
@@ -60,14 +58,11 @@ async def resume_from(
         resume_state = by_label.get(last.state)
         if resume_state is None:
             raise WorkflowError(
-                f"checkpoint state {last.state} is not a registered or exit state of this "
-                "workflow"
+                f"checkpoint state {last.state} is not a registered or exit state of this workflow"
             )
         run = wf._new_run(workflow_id, cancel)
         entries_of_label = [
-            r.sequence
-            for r in rows
-            if r.kind == RowKind.STATE_ENTRY and r.state == last.state
+            r.sequence for r in rows if r.kind == RowKind.STATE_ENTRY and r.state == last.state
         ]
         cutoff = max(entries_of_label) if entries_of_label else last.sequence + 1
         for row in rows:

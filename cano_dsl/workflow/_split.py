@@ -101,6 +101,10 @@ class JoinStrategy:
     __str__ = __repr__
 
 
+def _timeout(value: float | datetime.timedelta | None) -> float | None:
+    return optional_seconds(value, "split timeout")
+
+
 def _bulkhead(value: int | None) -> int | None:
     if value is None:
         return None
@@ -117,9 +121,7 @@ class JoinConfig(Generic[S]):
 
     strategy: JoinStrategy
     join_state: S
-    timeout: float | None = attrs.field(
-        default=None, converter=lambda v: optional_seconds(v, "split timeout")
-    )
+    timeout: float | None = attrs.field(default=None, converter=_timeout)
     bulkhead: int | None = attrs.field(default=None, converter=_bulkhead)
 
     def with_timeout(self, timeout: float | datetime.timedelta) -> JoinConfig[S]:
@@ -141,16 +143,12 @@ def join_config_error(
         return ConfigurationError(
             "PartialTimeout strategy requires a timeout (call JoinConfig.with_timeout)"
         )
-    if strategy.kind == "percentage" and not (
-        math.isfinite(strategy.p) and 0 < strategy.p <= 1
-    ):
+    if strategy.kind == "percentage" and not (math.isfinite(strategy.p) and 0 < strategy.p <= 1):
         return ConfigurationError(
             f"Percentage strategy requires a finite value in (0.0, 1.0], got {strategy.p}"
         )
     if cfg.bulkhead is not None and cfg.bulkhead <= 0:
-        return ConfigurationError(
-            f"bulkhead requires a positive permit count, got {cfg.bulkhead}"
-        )
+        return ConfigurationError(f"bulkhead requires a positive permit count, got {cfg.bulkhead}")
     if is_known is not None and not is_known(cfg.join_state):
         return ConfigurationError(
             f"Split join_state {label(cfg.join_state)} is neither registered nor an exit state"
@@ -265,4 +263,3 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
         f"Join condition not met: {successes} of {total} tasks completed successfully, "
         f"strategy: {strategy!r}{tail}"
     )
-

@@ -150,8 +150,7 @@ class Workflow(Generic[S]):
         config = constant(task, "config")
         if not isinstance(config, TaskConfig):
             raise ConfigurationError(
-                f"{method}: {type(task).__qualname__}.config must give a TaskConfig, "
-                f"got {config!r}"
+                f"{method}: {type(task).__qualname__}.config must give a TaskConfig, got {config!r}"
             )
         name = constant(task, "name")
         if not isinstance(name, str):
@@ -177,9 +176,7 @@ class Workflow(Generic[S]):
         config, name = self._captured(method, task)
         assert spec.invoker is not None
         invoke, pass_res = spec.invoker(task)
-        entry = Entry(
-            _KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res
-        )
+        entry = Entry(_KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res)
         return self._with_entry(state, entry, state_type)
 
     # -- registration -----------------------------------------------------------
@@ -277,7 +274,9 @@ class Workflow(Generic[S]):
     def with_workflow_version(self, version: int) -> Workflow[S]:
         """Stamp checkpoint rows with ``version``; resume refuses a log of another one."""
         if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**31:
-            raise ConfigurationError(f"workflow version must be an int in [0, 2**31), got {version!r}")
+            raise ConfigurationError(
+                f"workflow version must be an int in [0, 2**31), got {version!r}"
+            )
         return self._evolve(_version=version)
 
     # -- introspection ----------------------------------------------------------
@@ -308,9 +307,7 @@ class Workflow(Generic[S]):
 
     def __repr__(self) -> str:
         st = self._state_type.__name__ if self._state_type is not None else "?"
-        return (
-            f"Workflow[{st}](states={len(self._entries)}, exits={[s.name for s in self._exits]})"
-        )
+        return f"Workflow[{st}](states={len(self._entries)}, exits={[s.name for s in self._exits]})"
 
     # -- validation -------------------------------------------------------------
     def _is_known(self, state: Any) -> bool:
@@ -424,7 +421,8 @@ class Workflow(Generic[S]):
         """Resume the run logged under ``workflow_id`` from its last checkpoint."""
         from ._resume import resume_from
 
-        return await resume_from(self, workflow_id, cancel)
+        result: S = await resume_from(self, workflow_id, cancel)
+        return result
 
     def run_sync(
         self,
