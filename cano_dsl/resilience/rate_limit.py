@@ -23,6 +23,8 @@ from ._meter import MIN_WAIT, MeterStatus, Reservation
 
 __all__ = ["RateLimiter", "RateLimiterPolicy"]
 
+_SLACK = 1e-9
+
 
 def _max_tokens(value: int) -> int:
     return check_count(value, "max_tokens")
@@ -87,7 +89,17 @@ class RateLimiter(NoopResource):
     ```
     """
 
-    __slots__ = ("__weakref__", "_cap", "_last", "_lock", "_pending", "_policy", "_rate", "_tokens")
+    __slots__ = (
+        "__weakref__",
+        "_cap",
+        "_last",
+        "_lock",
+        "_pending",
+        "_policy",
+        "_rate",
+        "_slack",
+        "_tokens",
+    )
 
     def __init__(self, tokens: int, period: float | datetime.timedelta = 1.0) -> None:
         self._setup(RateLimiterPolicy.new(tokens, period))
@@ -97,6 +109,9 @@ class RateLimiter(NoopResource):
         self._cap = float(policy.capacity)
         self._rate = policy.rate
         self._tokens = self._cap
+        # Float refills can land a hair under a whole token (0.1 + 0.1 seconds of a
+        # 5/s bucket); a shortfall this small counts as there, and is never carried.
+        self._slack = _SLACK * self._cap
         self._lock = threading.Lock()
         self._last = _clock.now_fn()
         # refunds from reservations collected while the lock was taken (see _credit_nowait)
@@ -160,15 +175,15 @@ class RateLimiter(NoopResource):
     def _debit(self, cost: int) -> bool:
         with self._lock:
             tokens = self._refill_locked()
-            if tokens >= cost:
-                self._tokens = tokens - cost
+            if tokens >= cost - self._slack:
+                self._tokens = max(tokens - cost, 0.0)
                 return True
             return False
 
     def _wait_for(self, cost: int) -> float:
         """Seconds until ``cost`` tokens are there (0.0 if now); lock held."""
         tokens = self._refill_locked()
-        if tokens >= cost:
+        if tokens >= cost - self._slack:
             return 0.0
         return (cost - tokens) / self._rate
 
@@ -194,8 +209,9 @@ class RateLimiter(NoopResource):
                 self._last = now
             elif elapsed < 0.0:
                 self._last = now
-            if tokens >= cost:
-                self._tokens = tokens - cost
+            if tokens >= cost - self._slack:
+                tokens -= cost
+                self._tokens = tokens if tokens > 0.0 else 0.0
                 return True
             self._tokens = tokens
             return False
@@ -218,7 +234,7 @@ class RateLimiter(NoopResource):
             with self._lock:
                 wait = self._wait_for(cost)
                 if wait == 0.0:
-                    self._tokens -= cost
+                    self._tokens = max(self._tokens - cost, 0.0)
                     return
             await _clock.sleep(min(max(wait, MIN_WAIT), _clock.MAX_SLEEP))
 
@@ -236,7 +252,7 @@ class RateLimiter(NoopResource):
     def tokens_available(self) -> int:
         """Whole tokens in the bucket now."""
         with self._lock:
-            return max(math.floor(self._refill_locked()), 0)
+            return max(math.floor(self._refill_locked() + self._slack), 0)
 
     def time_until(self, cost: int = 1) -> float:
         """Seconds until ``cost`` tokens are there: 0.0 if now, ``math.inf`` if the cost
