@@ -50,6 +50,8 @@ from ._store import MemoryStore as MemoryStore
 # --- models exports ---
 # --- end models exports ---
 # --- saga exports ---
+from .tasks import CompensatableTask as CompensatableTask
+from .tasks import compensatable as compensatable
 # --- end saga exports ---
 # --- resilience exports ---
 from .resilience import CircuitBreaker as CircuitBreaker

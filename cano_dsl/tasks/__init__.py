@@ -17,6 +17,10 @@ task.batch = batch
 # --- end models ---
 
 # --- saga (compensatable) ---
+from .compensatable import CompensatableTask as CompensatableTask
+from .compensatable import compensatable as compensatable
+
+task.compensatable = compensatable
 # --- end saga ---
 
 __all__ = ["BatchTask", "FunctionTask", "RouterTask", "Task", "batch", "router", "task"]

@@ -12,6 +12,7 @@ from ._workflow import Workflow as Workflow
 # --- models dispatchers ---
 # --- end models dispatchers ---
 # --- saga dispatchers ---
+from . import _saga as _saga
 # --- end saga dispatchers ---
 
 __all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "Workflow"]

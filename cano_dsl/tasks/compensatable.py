@@ -1,0 +1,65 @@
+"""`@compensatable` / `CompensatableTask`: a saga step (REFERENCE §3.7, §10).
+
+``run(res)`` does the forward work and returns ``(next_state, output)``; the engine
+JSON-encodes ``output``, records it (a completion row when a checkpoint store is
+attached) and pushes it on the run's compensation stack. If the run later fails, the
+stack is drained last-in first-out and ``compensate(res, output)`` receives the output
+decoded back from JSON — also when the rollback happens in another process after a
+crash, so ``compensate`` must be idempotent and ``output`` must survive a JSON round
+trip (lists, dicts with string keys, strings, numbers, booleans, ``None``).
+
+Register with `Workflow.register_with_compensation`; the compensator is found by
+``name()``, which therefore must be unique in the workflow and stable across deploys.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .._resources import Resources
+from .._state import S
+from ._base import NextState, Task
+from ._decorate import ModelDecorator, ModelSpec
+
+__all__ = ["CompensatableTask", "compensatable"]
+
+O = TypeVar("O")  # noqa: E741
+
+
+def _compensatable_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
+    return t.run, True
+
+
+COMPENSATABLE_SPEC = ModelSpec("compensatable", required=("run", "compensate"))
+
+
+class CompensatableTask(Task[S], Generic[S, O]):
+    """A saga step: ``run`` does something that ``compensate`` can undo.
+
+    Subclass it (``class Reserve(CompensatableTask[Step, dict])``) or decorate a plain
+    class with `@compensatable`. ``config()`` defaults to `TaskConfig.default()`; its
+    ``attempt_timeout`` bounds each forward ``run`` and each ``compensate`` call.
+    Compensators are never retried.
+
+    Saga safety: commit the side effect as the last thing before returning. A run that
+    raises after committing leaves nothing on the stack to undo.
+    """
+
+    __cano_model__: ClassVar[ModelSpec] = COMPENSATABLE_SPEC
+    _cano_model_base: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    async def run(self, res: Resources) -> tuple[NextState[S], O]:  # type: ignore[override]
+        """Do the forward work; return the next state and what ``compensate`` needs."""
+
+    @abc.abstractmethod
+    async def compensate(self, res: Resources, output: O) -> None:
+        """Undo the work described by ``output`` (its JSON round trip). Idempotent."""
+
+
+COMPENSATABLE_SPEC = COMPENSATABLE_SPEC.bind(CompensatableTask, _compensatable_invoker)
+CompensatableTask.__cano_model__ = COMPENSATABLE_SPEC
+
+compensatable = ModelDecorator(COMPENSATABLE_SPEC)

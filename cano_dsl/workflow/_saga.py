@@ -1,0 +1,160 @@
+"""The dispatcher of compensatable (saga) states (REFERENCE §3.7, §10).
+
+The forward run goes through the retry loop with ``attempt_timeout`` taken off the
+loop's config and re-applied around the forward ``run`` call only, so an inline
+``compensate`` (after a split result or an output that does not encode to JSON) is
+never cut short. On success the output is JSON-encoded, pushed on the run's
+compensation stack and, with a checkpoint store, recorded in a completion row. The
+engine never races this dispatch against the cancellation token or the total
+timeout: a committed side effect always reaches the stack.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from .._errors import (
+    CheckpointStoreError,
+    CompensationFailed,
+    TaskExecutionError,
+    TaskTimeout,
+    WorkflowError,
+)
+from .._observer import notify
+from .._retry import run_with_retries
+from .._state import TaskResult
+from ..stores._row import CheckpointRow
+from . import _engine
+from ._entry import COMPENSATABLE, Entry, Run
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
+
+__all__ = ["dispatch_compensatable", "encode_output"]
+
+
+def encode_output(output: Any) -> bytes:
+    """``output`` as the UTF-8 JSON blob a completion row carries (strict JSON: no NaN)."""
+    return json.dumps(output, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+async def _inline_compensate(task: Any, res: Any, output: Any, original: Exception) -> Exception:
+    """Undo a forward run the engine rejected; the error the attempt ends with."""
+    try:
+        await task.compensate(res, output)
+    except Exception as exc:
+        return CompensationFailed([original, exc])
+    return original
+
+
+def _next_state(wf: Workflow[Any], value: Any) -> Any:
+    """The state a forward run chose, or ``None`` when ``value`` names none."""
+    state_type = wf._state_type
+    if state_type is not None and type(value) is state_type:
+        return value
+    if isinstance(value, TaskResult) and not value.is_split:
+        inner = value.states[0]
+        if state_type is None or type(inner) is state_type:
+            return inner
+    return None
+
+
+async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | None) -> Any:
+    """One attempt: the forward run (bounded by ``timeout``) and its post-processing."""
+    res = wf._resources
+    if timeout is None:
+        result = await task.run(res)
+    else:
+        with anyio.move_on_after(timeout) as scope:
+            result = await task.run(res)
+        if scope.cancelled_caught:
+            raise TaskTimeout(
+                f"compensatable task `{name}` forward run exceeded attempt_timeout {timeout}"
+            )
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise WorkflowError(
+            f"compensatable task `{name}` returned {result!r}; run must return "
+            "(next_state, output)"
+        )
+    value, output = result
+    blob: bytes | None = None
+    encode_error: Exception | None = None
+    try:
+        blob = encode_output(output)
+    except (TypeError, ValueError) as exc:
+        encode_error = exc
+    if blob is not None:
+        # compensate always sees the JSON round trip, whether or not a crash intervenes
+        output = json.loads(blob)
+    if isinstance(value, TaskResult) and value.is_split:
+        raise await _inline_compensate(
+            task,
+            res,
+            output,
+            WorkflowError(
+                f"Compensatable task `{name}` returned a split result — split states cannot "
+                "be compensatable"
+            ),
+        )
+    nxt = _next_state(wf, value)
+    if nxt is None:
+        expected = wf._state_type.__name__ if wf._state_type is not None else "state"
+        raise await _inline_compensate(
+            task,
+            res,
+            output,
+            WorkflowError(
+                f"compensatable task `{name}` returned {value!r} as its next state; expected "
+                f"a {expected} member or a TaskResult"
+            ),
+        )
+    if encode_error is not None:
+        raise await _inline_compensate(
+            task,
+            res,
+            output,
+            TaskExecutionError(f"serialize compensation output for `{name}`: {encode_error}"),
+        )
+    assert blob is not None
+    return nxt, blob
+
+
+async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
+    """Run a compensatable state to completion; push its output; return the next state."""
+    observers = wf._observers
+    task = entry.task
+    name = entry.task_id
+    config = entry.config
+    timeout = config.attempt_timeout
+    loop_config = attrs.evolve(config, attempt_timeout=None) if timeout is not None else config
+    if observers:
+        notify(observers, "on_task_start", name)
+    try:
+        nxt, blob = await run_with_retries(
+            loop_config,
+            lambda: _forward(wf, task, name, timeout),
+            task_id=name,
+            observers=observers,
+        )
+    except Exception as exc:
+        if observers:
+            notify(observers, "on_task_failure", name, exc)
+        raise
+    if observers:
+        notify(observers, "on_task_success", name)
+    # pushed before the row is written: if the append fails (or the run is cancelled
+    # from outside while it is in flight) the committed work is still rolled back
+    run.stack.append((name, blob))
+    if wf._store is not None:
+        row = CheckpointRow(
+            run.sequence, state.name, name, workflow_version=wf._version
+        ).with_output(blob)
+        await _engine.append_row(wf, run, row, "append compensation checkpoint")
+    return nxt
+
+
+_engine.DISPATCHERS[COMPENSATABLE] = dispatch_compensatable
