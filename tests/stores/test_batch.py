@@ -1,0 +1,150 @@
+"""The group-commit runner behind the SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import anyio
+import pytest
+
+from cano_dsl.stores._batch import BatchRunner, Op, OpKind
+
+pytestmark = pytest.mark.anyio
+
+
+class _GatedExecutor:
+    """Records each batch; the first batch blocks until `release()`."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.started = threading.Event()
+        self._gate = threading.Event()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def __call__(self, batch: Sequence[Op]) -> None:
+        self.batches.append([op.args[0] for op in batch])
+        if len(self.batches) == 1:
+            self.started.set()
+            self._gate.wait(10)
+        for op in batch:
+            op.succeed(op.args[0])
+
+
+async def _start_blocked_first_batch(
+    tg: anyio.abc.TaskGroup, runner: BatchRunner, ex: _GatedExecutor
+) -> None:
+    tg.start_soon(runner.submit, Op(OpKind.APPEND, "first"))
+    await anyio.to_thread.run_sync(ex.started.wait, 10)
+
+
+async def test_calls_arriving_during_a_batch_share_the_next_one() -> None:
+    ex = _GatedExecutor()
+    runner = BatchRunner(ex)
+    results: list[str] = []
+
+    async def call(name: str) -> None:
+        results.append(await runner.submit(Op(OpKind.APPEND, name)))
+
+    async with anyio.create_task_group() as tg:
+        await _start_blocked_first_batch(tg, runner, ex)
+        for i in range(10):
+            tg.start_soon(call, f"op{i}")
+        await anyio.wait_all_tasks_blocked()
+        ex.release()
+    assert ex.batches[0] == ["first"]
+    assert sorted(ex.batches[1]) == sorted(f"op{i}" for i in range(10))
+    assert len(ex.batches) == 2
+    assert sorted(results) == sorted(f"op{i}" for i in range(10))
+
+
+async def test_a_queued_call_cancelled_never_runs() -> None:
+    ex = _GatedExecutor()
+    runner = BatchRunner(ex)
+    async with anyio.create_task_group() as tg:
+        await _start_blocked_first_batch(tg, runner, ex)
+        with anyio.move_on_after(0.05) as scope:
+            await runner.submit(Op(OpKind.APPEND, "withdrawn"))
+        assert scope.cancelled_caught
+        ex.release()
+    assert await runner.submit(Op(OpKind.APPEND, "later")) == "later"
+    assert ex.batches == [["first"], ["later"]]
+
+
+async def test_a_running_call_cancelled_finishes_its_batch_first() -> None:
+    ex = _GatedExecutor()
+    runner = BatchRunner(ex)
+    results: list[str] = []
+    with anyio.move_on_after(0.05) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: anyio.to_thread.run_sync(_release_later, ex))
+            results.append(await runner.submit(Op(OpKind.APPEND, "first")))
+            await anyio.lowlevel.checkpoint()
+    assert scope.cancelled_caught
+    assert results == ["first"] and ex.batches == [["first"]]
+    assert await runner.submit(Op(OpKind.APPEND, "next")) == "next"
+
+
+def _release_later(ex: _GatedExecutor) -> None:
+    ex.started.wait(10)
+    threading.Event().wait(0.2)  # past the 0.05 s deadline
+    ex.release()
+
+
+async def test_leadership_passes_on_when_the_next_leader_is_cancelled() -> None:
+    ex = _GatedExecutor()
+    runner = BatchRunner(ex)
+    async with anyio.create_task_group() as tg:
+        await _start_blocked_first_batch(tg, runner, ex)
+        cancelled = anyio.CancelScope()
+
+        async def doomed() -> None:
+            with cancelled:
+                await runner.submit(Op(OpKind.APPEND, "doomed"))
+
+        tg.start_soon(doomed)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(runner.submit, Op(OpKind.APPEND, "survivor"))
+        await anyio.wait_all_tasks_blocked()
+        cancelled.cancel()
+        ex.release()
+    assert ex.batches[0] == ["first"]
+    assert ["survivor"] in ex.batches[1:]
+    assert all("doomed" not in batch for batch in ex.batches)
+
+
+async def test_an_executor_exception_reaches_every_unresolved_call() -> None:
+    gate = threading.Event()
+    started = threading.Event()
+
+    def flaky(batch: Sequence[Op]) -> None:
+        if batch[0].args[0] == "first":
+            started.set()
+            gate.wait(10)
+            batch[0].succeed("first")
+            return
+        batch[0].succeed("resolved before the failure")
+        raise RuntimeError("connection lost")
+
+    runner = BatchRunner(flaky)
+    outcomes: dict[str, object] = {}
+
+    async def call(name: str) -> None:
+        try:
+            outcomes[name] = await runner.submit(Op(OpKind.APPEND, name))
+        except RuntimeError as exc:
+            outcomes[name] = exc
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "first")
+        await anyio.to_thread.run_sync(started.wait, 10)
+        for name in ("a", "b", "c"):
+            tg.start_soon(call, name)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    failed = [name for name, result in outcomes.items() if isinstance(result, RuntimeError)]
+    assert outcomes["first"] == "first"
+    assert len(failed) == 2
+    assert sum(result == "resolved before the failure" for result in outcomes.values()) == 1
