@@ -166,7 +166,8 @@ async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any
         finally:
             if token is not None:
                 token._detach(scope)
-            run.in_flight = None
+        # left set when a foreign cancellation propagates, so the run can report it
+        run.in_flight = None
         if value is _UNSET and error is None:
             cancelled = token is not None and token.is_cancelled
             raise await interrupted_error(wf, run, state, entry, cancelled=cancelled)
@@ -175,8 +176,7 @@ async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any
             value = await handler(wf, run, state, entry)
         except Exception as exc:
             error = exc
-        finally:
-            run.in_flight = None
+        run.in_flight = None
     if error is not None:
         raise await fail(wf, run, state, error)
     return value

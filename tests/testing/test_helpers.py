@@ -1,0 +1,79 @@
+"""cano_dsl.testing: RecordingObserver, TestResources, assert_compensation_ran and the
+pytest plugin's fixtures."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+
+from cano_dsl import MemoryStore, Resources, TaskConfig, Workflow, task
+from cano_dsl.testing import RecordingObserver, TestResources, assert_compensation_ran
+from cano_dsl.testing._observer import StateEntered, TaskStarted, TaskSucceeded
+
+
+class Step(enum.Enum):
+    A = 1
+    B = 2
+    DEAD = 3
+    DONE = 4
+
+
+@task(config=TaskConfig.minimal(), name="a")
+async def to_b() -> Step:
+    return Step.B
+
+
+@task(config=TaskConfig.minimal(), name="b")
+async def to_done() -> Step:
+    return Step.DONE
+
+
+def workflow(obs: RecordingObserver) -> Workflow[Step]:
+    return (
+        Workflow.bare()
+        .register(Step.A, to_b)
+        .register(Step.B, to_done)
+        .register(Step.DEAD, to_done)
+        .add_exit_state(Step.DONE)
+        .with_observer(obs)
+    )
+
+
+@pytest.mark.anyio
+async def test_recording_observer_records_in_order(recording_observer: RecordingObserver) -> None:
+    await workflow(recording_observer).orchestrate(Step.A)
+    assert recording_observer.events[:3] == [
+        StateEntered("A"),
+        TaskStarted("a"),
+        TaskSucceeded("a"),
+    ]
+    assert recording_observer.states_entered() == ["A", "B", "DONE"]
+    recording_observer.assert_path([Step.A, "B", Step.DONE])
+    recording_observer.assert_completed_with(Step.DONE)
+    recording_observer.assert_all_states_entered([Step.A, Step.B, Step.A])
+    with pytest.raises(AssertionError, match="DEAD"):
+        recording_observer.assert_registered_states_entered(workflow(recording_observer))
+    with pytest.raises(AssertionError, match="expected"):
+        recording_observer.assert_path(["A"])
+    with pytest.raises(AssertionError, match="ends? in|end in"):
+        recording_observer.assert_completed_with("B")
+    taken = recording_observer.take()
+    assert len(taken) == 7 and recording_observer.events == []
+
+
+def test_test_resources_builds_fresh_resources(test_resources: TestResources) -> None:
+    sentinel = object()
+    builder = test_resources.with_store("store").with_resource("thing", sentinel)
+    res = builder.build()
+    assert isinstance(res, Resources)
+    assert isinstance(res.get("store"), MemoryStore) and res.get("thing") is sentinel
+    assert len(test_resources.build()) == 0  # builders are immutable
+
+
+def test_assert_compensation_ran() -> None:
+    assert_compensation_ran(["charge", "reserve"], ["charge", "reserve"])
+    with pytest.raises(AssertionError, match="first difference at index 0"):
+        assert_compensation_ran(["reserve", "charge"], ["charge", "reserve"])
+    with pytest.raises(AssertionError, match="index 1"):
+        assert_compensation_ran(["charge"], ["charge", "reserve"])
