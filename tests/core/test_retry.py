@@ -17,8 +17,8 @@ from cano_dsl import (
     RetryMode,
     TaskConfig,
     TaskTimeout,
+    _clock,
 )
-from cano_dsl import _clock
 from cano_dsl._retry import run_with_retries
 from cano_dsl.testing import RecordingObserver
 

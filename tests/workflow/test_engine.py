@@ -31,10 +31,8 @@ from cano_dsl import (
 from cano_dsl.testing import RecordingObserver
 from cano_dsl.testing._observer import (
     Cancelled,
-    StateEntered,
     TaskFailed,
     TaskStarted,
-    TaskSucceeded,
 )
 
 
