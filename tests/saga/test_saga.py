@@ -18,7 +18,6 @@ from cano_dsl import (
     OrphanedCompensation,
     Resources,
     RetryExhausted,
-    RetryMode,
     RowKind,
     StateFailure,
     Task,
@@ -48,6 +47,7 @@ class Step(enum.Enum):
 
 
 _DEFAULT: Any = object()
+MINIMAL = TaskConfig.minimal()
 
 
 @compensatable(state=Step)
@@ -65,7 +65,7 @@ class Booking:
         undo_sleep: float = 0.0,
         forward_sleep: float = 0.0,
         output: Any = _DEFAULT,
-        config: TaskConfig = TaskConfig.minimal(),
+        config: TaskConfig = MINIMAL,
     ) -> None:
         self.label = label
         self.nxt = nxt
