@@ -218,9 +218,11 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
             except Exception as exc:
                 finished[i] = True
                 result.errors.append((i, exc))
-                return
-            finished[i] = True
-            result.successes.append((i, value))
+            else:
+                finished[i] = True
+                result.successes.append((i, value))
+            # checked after every completion, a failure included (cano does the same):
+            # PartialResults(0) is met by the first completion of either kind
             done = len(result.successes)
             if (kind == "any" and done >= 1) or (kind == "partial_results" and done >= strategy.n):
                 early = True

@@ -430,6 +430,16 @@ async def test_partial_results_not_met_without_errors_has_no_error_tail() -> Non
     )
 
 
+async def test_partial_results_zero_exits_at_the_first_completion_of_either_kind() -> None:
+    # cano checks the PartialResults threshold after every completion, so a minimum of
+    # 0 is met by the first completion, even a failure: the hung branch is cancelled
+    # instead of running into the split timeout.
+    log: list[tuple[str, int]] = []
+    cfg = join(JoinStrategy.partial_results(0)).with_timeout(0.5)
+    assert await split_wf(branches("fail hang", log=log), cfg).orchestrate(Step.SPLIT) == Step.JOIN
+    assert ("cancelled", 1) in log
+
+
 async def test_partial_timeout_accepts_failures_as_completions() -> None:
     log: list[tuple[str, int]] = []
     rec = Rec()
