@@ -188,6 +188,13 @@ class SqliteCheckpointStore:
             for op in ops:
                 op.succeed()
             return
+        if len(ops) == 1:  # one statement: autocommit, no BEGIN/COMMIT round trips
+            op = ops[0]
+            try:
+                self._run_one(conn, op)
+            except sqlite3.Error as exc:
+                op.fail(self._error(f"{op.kind.name.lower()} {op.args[0]!r}", exc))
+            return
         writes = any(op.is_write for op in ops)
         try:
             conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
