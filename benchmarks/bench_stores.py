@@ -175,7 +175,7 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
 
     table = f"bench_{uuid.uuid4().hex[:8]}"
     ddl = (
-        f"CREATE TABLE {{t}} (workflow_id text NOT NULL, sequence bigint NOT NULL, "
+        "CREATE TABLE {t} (workflow_id text NOT NULL, sequence bigint NOT NULL, "
         "state text NOT NULL, task_id text NOT NULL, output_blob bytea, "
         "kind smallint NOT NULL DEFAULT 0, workflow_version bigint NOT NULL DEFAULT 0, "
         "PRIMARY KEY (workflow_id, sequence))"
