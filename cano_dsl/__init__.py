@@ -48,6 +48,23 @@ from ._store import MemoryStore as MemoryStore
 
 # --- end core exports ---
 # --- models exports ---
+from .tasks import CloseReason as CloseReason
+from .tasks import PollErrorPolicy as PollErrorPolicy
+from .tasks import PollOutcome as PollOutcome
+from .tasks import PollTask as PollTask
+from .tasks import StepOutcome as StepOutcome
+from .tasks import SteppedTask as SteppedTask
+from .tasks import StreamErrorPolicy as StreamErrorPolicy
+from .tasks import StreamTask as StreamTask
+from .tasks import StreamWindow as StreamWindow
+from .tasks import TimerOutcome as TimerOutcome
+from .tasks import TimerTask as TimerTask
+from .tasks import WindowSignal as WindowSignal
+from .tasks import poll as poll
+from .tasks import stepped as stepped
+from .tasks import stream as stream
+from .tasks import timer as timer
+
 # --- end models exports ---
 # --- saga exports ---
 from .tasks import CompensatableTask as CompensatableTask

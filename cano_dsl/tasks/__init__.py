@@ -14,6 +14,27 @@ task.router = router
 task.batch = batch
 
 # --- models (poll, timer, stepped, stream) ---
+from .poll import PollErrorPolicy as PollErrorPolicy  # noqa: E402
+from .poll import PollOutcome as PollOutcome  # noqa: E402
+from .poll import PollTask as PollTask  # noqa: E402
+from .poll import poll as poll  # noqa: E402
+from .stepped import StepOutcome as StepOutcome  # noqa: E402
+from .stepped import SteppedTask as SteppedTask  # noqa: E402
+from .stepped import stepped as stepped  # noqa: E402
+from .stream import CloseReason as CloseReason  # noqa: E402
+from .stream import StreamErrorPolicy as StreamErrorPolicy  # noqa: E402
+from .stream import StreamTask as StreamTask  # noqa: E402
+from .stream import StreamWindow as StreamWindow  # noqa: E402
+from .stream import WindowSignal as WindowSignal  # noqa: E402
+from .stream import stream as stream  # noqa: E402
+from .timer import TimerOutcome as TimerOutcome  # noqa: E402
+from .timer import TimerTask as TimerTask  # noqa: E402
+from .timer import timer as timer  # noqa: E402
+
+task.poll = poll
+task.timer = timer
+task.stepped = stepped
+task.stream = stream
 # --- end models ---
 
 # --- saga (compensatable) ---

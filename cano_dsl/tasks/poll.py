@@ -1,0 +1,176 @@
+"""`@poll` / `PollTask`: wait until something is ready (REFERENCE §3.2).
+
+``poll(res)`` is called in a loop. `PollOutcome.ready` ends the loop with the next
+state; `PollOutcome.pending` (with a delay in seconds, 0 = re-poll at once) asks for
+another round. An exception from ``poll`` is handled by ``on_poll_error``:
+`PollErrorPolicy.fail_fast` (the default) ends the loop with it,
+`PollErrorPolicy.retry_on_error` tolerates up to ``max_errors`` *consecutive* errors,
+re-polling immediately; a `pending` outcome resets the count.
+
+The whole loop is one attempt of the task's retry loop: the default config is
+`TaskConfig.minimal()`, ``attempt_timeout`` bounds the whole loop, and an outer retry
+(if configured) starts polling again from scratch.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+import enum
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, ClassVar, Generic, Literal
+
+import attrs
+
+from .. import _clock
+from .._config import TaskConfig, _count, seconds
+from .._errors import TaskDefinitionError, TaskExecutionError
+from .._resources import Resources
+from .._state import S, TaskResult
+from ._base import NextState, Task
+from ._decorate import ModelDecorator, ModelSpec, constant
+
+__all__ = ["PollErrorPolicy", "PollOutcome", "PollTask", "poll", "run_poll_loop"]
+
+
+@attrs.frozen(repr=False)
+class PollOutcome(Generic[S]):
+    """What one ``poll`` call found: `ready` (carry ``result`` to the next state) or
+    `pending` (poll again after ``delay`` seconds)."""
+
+    kind: Literal["ready", "pending"]
+    result: S | TaskResult[S] | None = None
+    delay: float = 0.0
+
+    @classmethod
+    def ready(cls, result: S | TaskResult[S]) -> PollOutcome[S]:
+        """The condition holds; the loop ends with ``result`` (a state or a TaskResult)."""
+        if not isinstance(result, (enum.Enum, TaskResult)):
+            raise TaskDefinitionError(
+                f"PollOutcome.ready takes a state (Enum member) or a TaskResult, got {result!r}"
+            )
+        return cls("ready", result, 0.0)
+
+    @classmethod
+    def pending(cls, delay: float | datetime.timedelta = 0.0) -> PollOutcome[Any]:
+        """Not yet: poll again after ``delay`` seconds (0 = at once)."""
+        return cls("pending", None, seconds(delay, "PollOutcome.pending delay"))
+
+    @property
+    def is_ready(self) -> bool:
+        return self.kind == "ready"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.kind == "pending"
+
+    def __repr__(self) -> str:
+        if self.kind == "ready":
+            return f"PollOutcome.ready({self.result!r})"
+        return f"PollOutcome.pending({self.delay!r})"
+
+
+@attrs.frozen(repr=False)
+class PollErrorPolicy:
+    """What the poll loop does when ``poll`` raises: `fail_fast` (the default) or
+    `retry_on_error` (tolerate ``max_errors`` consecutive errors)."""
+
+    kind: Literal["fail_fast", "retry_on_error"] = "fail_fast"
+    max_errors: int = 0
+
+    @classmethod
+    def fail_fast(cls) -> PollErrorPolicy:
+        """The first error ends the loop."""
+        return _FAIL_FAST
+
+    @classmethod
+    def retry_on_error(cls, max_errors: int) -> PollErrorPolicy:
+        """Re-poll at once after an error; the ``max_errors + 1``-th consecutive error
+        ends the loop (``0`` fails on the first). A `pending` outcome resets the count."""
+        return cls("retry_on_error", _count(max_errors, "max_errors"))
+
+    def __repr__(self) -> str:
+        if self.kind == "fail_fast":
+            return "PollErrorPolicy.fail_fast()"
+        return f"PollErrorPolicy.retry_on_error({self.max_errors})"
+
+
+_FAIL_FAST = PollErrorPolicy()
+
+
+async def run_poll_loop(p: Any, res: Resources) -> Any:
+    """Poll ``p`` until it is ready; return the ready result (REFERENCE §3.2)."""
+    policy = constant(p, "on_poll_error")
+    if not isinstance(policy, PollErrorPolicy):
+        raise TaskDefinitionError(
+            f"{type(p).__qualname__}.on_poll_error must give a PollErrorPolicy, got {policy!r}"
+        )
+    tolerate = policy.max_errors if policy.kind == "retry_on_error" else -1
+    poll_once = p.poll
+    sleep = _clock.sleep
+    errors = 0
+    while True:
+        try:
+            outcome = await poll_once(res)
+        except Exception:
+            if tolerate < 0:
+                raise
+            errors += 1
+            if errors > tolerate:
+                raise
+            continue
+        if type(outcome) is not PollOutcome:
+            raise TaskExecutionError(
+                f"{type(p).__qualname__}.poll must return a PollOutcome "
+                f"(PollOutcome.ready(state) or PollOutcome.pending(delay)), got {outcome!r}"
+            )
+        if outcome.kind == "ready":
+            return outcome.result
+        errors = 0
+        if outcome.delay > 0:
+            await sleep(outcome.delay)
+
+
+def _poll_invoker(p: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
+    return partial(run_poll_loop, p), True
+
+
+POLL_SPEC = ModelSpec("poll", required=("poll",), constants=("on_poll_error", "config", "name"))
+
+
+class PollTask(Task[S]):
+    """A task that polls until ready: ``poll(res)`` returns `PollOutcome.ready(state)`
+    or `PollOutcome.pending(delay)`.
+
+    Subclass it or decorate a plain class with `@poll`. Defaults: ``config`` →
+    `TaskConfig.minimal()` (the loop is the resilience mechanism), ``on_poll_error`` →
+    `PollErrorPolicy.fail_fast()`; both may be methods or plain attributes.
+    """
+
+    __cano_model__: ClassVar[ModelSpec] = POLL_SPEC
+    __cano_injected__: ClassVar[tuple[str, ...]] = ("run",)
+    _cano_model_base: ClassVar[bool] = True
+
+    def config(self) -> TaskConfig:
+        """One attempt, no timeout: set ``attempt_timeout`` to bound the whole loop."""
+        return TaskConfig.minimal()
+
+    def on_poll_error(self) -> PollErrorPolicy:
+        """What an exception from ``poll`` does to the loop."""
+        return PollErrorPolicy.fail_fast()
+
+    @abc.abstractmethod
+    async def poll(self, res: Resources) -> PollOutcome[S]:
+        """Check once; return `PollOutcome.ready(state)` or `PollOutcome.pending(delay)`."""
+
+    async def run(self, res: Resources) -> NextState[S]:
+        """The whole poll loop, as the engine runs it."""
+        result: NextState[S] = await run_poll_loop(self, res)
+        return result
+
+
+POLL_SPEC = POLL_SPEC.bind(PollTask, _poll_invoker)
+PollTask.__cano_model__ = POLL_SPEC
+
+poll = ModelDecorator(POLL_SPEC)

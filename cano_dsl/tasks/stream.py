@@ -1,0 +1,666 @@
+"""`@stream` / `StreamTask`: continuous windowed consumption (REFERENCE §3.6).
+
+``open(res, cursor)`` opens (or resumes) a source: an async generator function, or a
+coroutine function returning an async iterable. Each item goes through
+``process_item(res, item)`` → ``(output, cursor)``, outputs are buffered into a window
+(`StreamWindow.count(n)` items or `StreamWindow.duration(seconds)`), and each full
+window is handed to ``flush_window(res, outputs)``, which answers
+`WindowSignal.continue_()` or `WindowSignal.stop(next_state)`. When the source is
+exhausted, ``on_close(res, CloseReason.EXHAUSTED)`` picks the next state.
+
+The per-window driver (`_Session.next_window`) is shared by both registration paths:
+
+1. a count window that is full is flushed;
+2. otherwise, biased in this order: the run's interruption (token or total-timeout
+   deadline) → the duration window's tick → the next item;
+3. an item error is handled by ``on_item_error``: `StreamErrorPolicy.fail_fast`
+   (default) fails the run, `skip_and_continue` drops the item (its cursor is never
+   recorded), `retry_on_error(max_errors)` tolerates ``max_errors`` consecutive errors
+   across windows (a success resets the count); failed items are never re-pulled;
+4. a full-window flush that answers `continue_` commits the cursor of the window's last
+   item; `stop(r)` commits it and goes to ``r`` without calling ``on_close``. A
+   duration tick with an empty buffer only re-arms the window;
+5. exhaustion flushes a non-empty partial window (a `stop` is honoured), then calls
+   ``on_close(EXHAUSTED)`` and commits the final window's cursor, if any;
+6. an interruption flushes a non-empty partial window (its `stop` is ignored), calls
+   ``on_close(CANCELLED)`` (its result is ignored, its error propagates) and commits
+   the cursor. If that drain flush fails, ``on_close(CANCELLED)`` still runs
+   (best effort, its error dropped), the flush error surfaces and nothing is committed.
+
+``config().attempt_timeout`` bounds each ``process_item`` call
+(`TaskTimeout("stream process_item exceeded attempt_timeout")`, an item error like
+any other); the retry mode is never applied, since a retry would re-open the stream.
+
+Waiting for the next item is the only point where an interruption or a tick can cut
+in: ``process_item``, ``flush_window`` and ``on_close`` always run to completion. With
+duration windows the source is pulled by a helper task, so a tick never interrupts an
+async generator in the middle of producing an item.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+import enum
+import inspect
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import Any, ClassVar, Generic, Literal, TypeVar, Union
+
+import anyio
+import attrs
+
+from .. import _clock
+from .._cancel import CancellationToken
+from .._config import TaskConfig, _count, seconds
+from .._errors import TaskDefinitionError, TaskExecutionError, TaskTimeout
+from .._resources import Resources
+from .._state import S, TaskResult
+from ._base import NextState, Task
+from ._decorate import ModelDecorator, ModelSpec, constant
+
+__all__ = [
+    "CloseReason",
+    "StreamErrorPolicy",
+    "StreamTask",
+    "StreamWindow",
+    "WindowSignal",
+    "run_stream_in_memory",
+    "run_stream_session",
+    "stream",
+]
+
+I = TypeVar("I")  # noqa: E741
+O = TypeVar("O")  # noqa: E741
+C = TypeVar("C")
+
+#: The shortest duration window, in seconds (a zero window would never let items in).
+MIN_DURATION_WINDOW = 0.001
+
+_ITEM_TIMEOUT_MESSAGE = "stream process_item exceeded attempt_timeout"
+
+
+# -- value types ----------------------------------------------------------------------
+
+
+@attrs.frozen(repr=False)
+class StreamWindow:
+    """How outputs are grouped before ``flush_window``: `count` items or a `duration`."""
+
+    kind: Literal["count", "duration"]
+    size: int = 1
+    length: float = 0.0
+
+    @classmethod
+    def count(cls, n: int) -> StreamWindow:
+        """Flush every ``n`` processed items (``0`` behaves as ``1``)."""
+        return cls("count", _count(n, "StreamWindow.count"), 0.0)
+
+    @classmethod
+    def duration(cls, d: float | datetime.timedelta) -> StreamWindow:
+        """Flush what was processed every ``d`` seconds (at least 1 ms); an interval
+        with nothing processed flushes nothing."""
+        return cls("duration", 0, seconds(d, "StreamWindow.duration"))
+
+    def __repr__(self) -> str:
+        if self.kind == "count":
+            return f"StreamWindow.count({self.size})"
+        return f"StreamWindow.duration({self.length!r})"
+
+
+@attrs.frozen(repr=False)
+class StreamErrorPolicy:
+    """What a ``process_item`` error does: `fail_fast` (default), `skip_and_continue`
+    or `retry_on_error` (tolerate ``max_errors`` consecutive errors)."""
+
+    kind: Literal["fail_fast", "skip_and_continue", "retry_on_error"] = "fail_fast"
+    max_errors: int = 0
+
+    @classmethod
+    def fail_fast(cls) -> StreamErrorPolicy:
+        """The first item error fails the run."""
+        return _FAIL_FAST
+
+    @classmethod
+    def skip_and_continue(cls) -> StreamErrorPolicy:
+        """Drop the failed item and go on; its cursor is never committed."""
+        return cls("skip_and_continue")
+
+    @classmethod
+    def retry_on_error(cls, max_errors: int) -> StreamErrorPolicy:
+        """Drop failed items until more than ``max_errors`` fail in a row (the count
+        survives window boundaries; a processed item resets it). The failed item is not
+        pulled again: "retry" means "keep consuming"."""
+        return cls("retry_on_error", _count(max_errors, "max_errors"))
+
+    def __repr__(self) -> str:
+        if self.kind == "retry_on_error":
+            return f"StreamErrorPolicy.retry_on_error({self.max_errors})"
+        return f"StreamErrorPolicy.{self.kind}()"
+
+
+_FAIL_FAST = StreamErrorPolicy()
+
+
+@attrs.frozen(repr=False)
+class WindowSignal(Generic[S]):
+    """``flush_window``'s answer: `continue_` with the next window, or `stop` and go to
+    ``result``."""
+
+    kind: Literal["continue", "stop"]
+    result: S | TaskResult[S] | None = None
+
+    @classmethod
+    def continue_(cls) -> WindowSignal[Any]:
+        """Commit the window's cursor and keep consuming."""
+        return _CONTINUE
+
+    @classmethod
+    def stop(cls, result: S | TaskResult[S]) -> WindowSignal[S]:
+        """Commit the window's cursor and leave the state for ``result`` (``on_close``
+        is not called)."""
+        if not isinstance(result, (enum.Enum, TaskResult)):
+            raise TaskDefinitionError(
+                f"WindowSignal.stop takes a state (Enum member) or a TaskResult, got {result!r}"
+            )
+        return cls("stop", result)
+
+    @property
+    def is_stop(self) -> bool:
+        return self.kind == "stop"
+
+    def __repr__(self) -> str:
+        if self.kind == "stop":
+            return f"WindowSignal.stop({self.result!r})"
+        return "WindowSignal.continue_()"
+
+
+_CONTINUE: WindowSignal[Any] = WindowSignal("continue")
+
+
+class CloseReason(enum.Enum):
+    """Why ``on_close`` is called: the source ran dry, or the run was interrupted."""
+
+    EXHAUSTED = "exhausted"
+    CANCELLED = "cancelled"
+
+
+# -- the driver ------------------------------------------------------------------------
+
+# what waiting for the next item produced
+_ITEM, _END, _CANCEL, _TICK = range(4)
+# what a window ended with
+WINDOW, DONE, CANCELLED = range(3)
+_NO_CURSOR: Any = object()
+
+
+class Interrupt:
+    """The engine's cancellation token and total-timeout deadline (on
+    ``anyio.current_time()``'s clock), observed cooperatively by the stream."""
+
+    __slots__ = ("deadline", "token")
+
+    def __init__(self, token: CancellationToken | None, deadline: float | None) -> None:
+        self.token = token
+        self.deadline = deadline
+
+    def fired(self) -> bool:
+        token = self.token
+        if token is not None and token.is_cancelled:
+            return True
+        deadline = self.deadline
+        return deadline is not None and anyio.current_time() >= deadline
+
+    def scope(self) -> anyio.CancelScope:
+        """A cancel scope the token cancels and the deadline ends (detach the token
+        with `release`)."""
+        scope = anyio.CancelScope(deadline=math.inf if self.deadline is None else self.deadline)
+        if self.token is not None:
+            self.token._attach(scope)
+        return scope
+
+    def release(self, scope: anyio.CancelScope) -> None:
+        if self.token is not None:
+            self.token._detach(scope)
+
+
+class _Pump:
+    """Pulls items from the source in a helper task, one per request, and keeps the
+    window tick on the library clock. Waiting for an item can then be interrupted by a
+    tick or an interruption without losing the item being produced and without
+    cancelling an async generator half-way (which would finalise it)."""
+
+    def __init__(self, it: AsyncIterator[Any]) -> None:
+        self.it = it
+        self.want = anyio.Event()
+        self.requested = False
+        self.result: tuple[int, Any] | None = None
+        self.error: Exception | None = None
+        self.wake: anyio.Event | None = None
+        self.armed = anyio.Event()
+        self.tick_at = math.inf
+        self.ticked = False
+        self.interrupted = False
+
+    def _notify(self) -> None:
+        wake = self.wake
+        if wake is not None:
+            wake.set()
+
+    async def pull(self) -> None:
+        it = self.it
+        while True:
+            await self.want.wait()
+            self.want = anyio.Event()
+            try:
+                self.result = (_ITEM, await it.__anext__())
+            except StopAsyncIteration:
+                self.result = (_END, None)
+            except Exception as exc:
+                self.error = exc
+                self.result = (_END, None)
+            self.requested = False
+            self._notify()
+            if self.result[0] == _END:
+                return
+
+    def arm(self, at: float) -> None:
+        self.tick_at = at
+        self.ticked = False
+        self.armed.set()
+
+    async def tick(self) -> None:
+        while True:
+            await self.armed.wait()
+            self.armed = anyio.Event()
+            while True:
+                now = _clock.now()
+                if now >= self.tick_at:
+                    break
+                await _clock.sleep(self.tick_at - now)
+            self.ticked = True
+            self._notify()
+
+    async def watch_token(self, token: CancellationToken) -> None:
+        await token.wait()
+        self.interrupted = True
+        self._notify()
+
+    async def watch_deadline(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+        self.interrupted = True
+        self._notify()
+
+    async def next(self, interrupt: Interrupt | None) -> tuple[int, Any]:
+        while True:
+            if self.interrupted or (interrupt is not None and interrupt.fired()):
+                return _CANCEL, None
+            if self.ticked:
+                self.ticked = False
+                return _TICK, None
+            result = self.result
+            if result is not None:
+                self.result = None
+                if self.error is not None:
+                    error, self.error = self.error, None
+                    raise error
+                return result
+            if not self.requested:
+                self.requested = True
+                self.want.set()
+            wake = self.wake = anyio.Event()
+            await wake.wait()
+            self.wake = None
+
+
+def _full_window(signal: WindowSignal[Any], last: Any) -> tuple[int, Any, Any]:
+    """After a full window's flush: keep going, or stop at the signal's state."""
+    if signal.kind == "continue":
+        return WINDOW, last, None
+    return DONE, last, signal.result
+
+
+class _Session:
+    """One open stream: the source, the window settings and the error counter, which
+    lives as long as the session (it survives window boundaries)."""
+
+    def __init__(
+        self,
+        task: Any,
+        res: Resources,
+        it: AsyncIterator[Any],
+        window: StreamWindow,
+        policy: StreamErrorPolicy,
+        item_timeout: float | None,
+        interrupt: Interrupt | None,
+        pump: _Pump | None,
+    ) -> None:
+        self.task = task
+        self.res = res
+        self.it = it
+        self.count = max(window.size, 1) if window.kind == "count" else None
+        self.length = max(window.length, MIN_DURATION_WINDOW)
+        self.skip = policy.kind == "skip_and_continue"
+        self.tolerate = policy.max_errors if policy.kind == "retry_on_error" else -1
+        self.item_timeout = item_timeout
+        self.interrupt = interrupt
+        self.pump = pump
+        self.errors = 0
+
+    async def _next_interruptible(self) -> tuple[int, Any]:
+        interrupt = self.interrupt
+        assert interrupt is not None
+        if interrupt.fired():
+            return _CANCEL, None
+        scope = interrupt.scope()
+        try:
+            with scope:
+                try:
+                    return _ITEM, await self.it.__anext__()
+                except StopAsyncIteration:
+                    return _END, None
+        finally:
+            interrupt.release(scope)
+        return _CANCEL, None
+
+    async def _process(self, item: Any) -> Any:
+        timeout = self.item_timeout
+        if timeout is None:
+            return await self.task.process_item(self.res, item)
+        result: Any = _NO_CURSOR
+        with anyio.move_on_after(timeout):
+            result = await self.task.process_item(self.res, item)
+        if result is _NO_CURSOR:
+            raise TaskTimeout(_ITEM_TIMEOUT_MESSAGE)
+        return result
+
+    async def _flush(self, outputs: list[Any]) -> WindowSignal[Any]:
+        signal = await self.task.flush_window(self.res, outputs)
+        if type(signal) is not WindowSignal:
+            raise TaskExecutionError(
+                f"{type(self.task).__qualname__}.flush_window must return a WindowSignal "
+                f"(WindowSignal.continue_() or WindowSignal.stop(state)), got {signal!r}"
+            )
+        return signal
+
+    async def _drain(self, outputs: list[Any], last: Any) -> tuple[int, Any, Any]:
+        task, res = self.task, self.res
+        if outputs:
+            try:
+                await self._flush(outputs)  # a Stop is ignored: the run is ending
+            except Exception:
+                try:
+                    await task.on_close(res, CloseReason.CANCELLED)
+                except Exception:
+                    pass
+                raise
+        await task.on_close(res, CloseReason.CANCELLED)
+        return CANCELLED, last, None
+
+    async def next_window(self) -> tuple[int, Any, Any]:
+        """Drive one window: ``(WINDOW, cursor, None)``, ``(DONE, cursor_or_missing,
+        next)`` or ``(CANCELLED, cursor_or_missing, None)``."""
+        task, res = self.task, self.res
+        it = self.it
+        limit = self.count
+        pump = self.pump
+        interrupt = self.interrupt
+        process_item = task.process_item
+        timed = self.item_timeout is not None
+        if pump is not None:
+            pump.arm(_clock.now() + self.length)
+        buf: list[Any] = []
+        last: Any = _NO_CURSOR
+        while True:
+            if limit is not None and len(buf) >= limit:
+                return _full_window(await self._flush(buf), last)
+            if pump is not None:
+                kind, item = await pump.next(interrupt)
+            elif interrupt is None:
+                try:
+                    item = await it.__anext__()
+                    kind = _ITEM
+                except StopAsyncIteration:
+                    kind = _END
+            else:
+                kind, item = await self._next_interruptible()
+            if kind == _ITEM:
+                try:
+                    pair = await (self._process(item) if timed else process_item(res, item))
+                    if type(pair) is not tuple or len(pair) != 2:
+                        raise TaskExecutionError(
+                            f"{type(task).__qualname__}.process_item must return a tuple "
+                            f"(output, cursor), got {pair!r}"
+                        )
+                except Exception:
+                    if self.skip:
+                        continue
+                    if self.tolerate < 0:
+                        raise
+                    self.errors += 1
+                    if self.errors > self.tolerate:
+                        raise
+                    continue
+                self.errors = 0
+                buf.append(pair[0])
+                last = pair[1]
+                continue
+            if kind == _TICK:
+                assert pump is not None
+                if not buf:
+                    pump.arm(_clock.now() + self.length)
+                    continue
+                return _full_window(await self._flush(buf), last)
+            if kind == _CANCEL:
+                return await self._drain(buf, last)
+            # the source is exhausted
+            if buf:
+                signal = await self._flush(buf)
+                if signal.kind == "stop":
+                    return DONE, last, signal.result
+            return DONE, last, await task.on_close(res, CloseReason.EXHAUSTED)
+
+
+def _settings(task: Any) -> tuple[StreamWindow, StreamErrorPolicy]:
+    window = constant(task, "window")
+    if not isinstance(window, StreamWindow):
+        raise TaskDefinitionError(
+            f"{type(task).__qualname__}.window must give a StreamWindow, got {window!r}"
+        )
+    policy = constant(task, "on_item_error")
+    if not isinstance(policy, StreamErrorPolicy):
+        raise TaskDefinitionError(
+            f"{type(task).__qualname__}.on_item_error must give a StreamErrorPolicy, got {policy!r}"
+        )
+    return window, policy
+
+
+async def _open(
+    task: Any, res: Resources, cursor: Any, interrupt: Interrupt | None
+) -> AsyncIterator[Any] | None:
+    """Call ``open``; ``None`` when the interruption fired first (a hung coroutine
+    ``open`` is cancellable)."""
+    if interrupt is not None and interrupt.fired():
+        return None
+    produced = task.open(res, cursor)
+    if inspect.isawaitable(produced):
+        if interrupt is None:
+            produced = await produced
+        else:
+            scope = interrupt.scope()
+            opened: Any = _NO_CURSOR
+            try:
+                with scope:
+                    opened = await produced
+            finally:
+                interrupt.release(scope)
+            if opened is _NO_CURSOR:
+                return None
+            produced = opened
+    if not isinstance(produced, AsyncIterable):
+        raise TaskExecutionError(
+            f"{type(task).__qualname__}.open must be an async generator or return an "
+            f"async iterable, got {produced!r}"
+        )
+    return produced.__aiter__()
+
+
+async def _close(it: AsyncIterator[Any]) -> None:
+    """Finalise an async generator the stream opened (other iterables belong to their
+    owner and are left open)."""
+    if inspect.isasyncgen(it):
+        with anyio.CancelScope(shield=True):
+            await it.aclose()
+
+
+Commit = Callable[[Any], Awaitable[None]]
+
+
+async def _consume(
+    task: Any,
+    res: Resources,
+    it: AsyncIterator[Any],
+    item_timeout: float | None,
+    interrupt: Interrupt | None,
+    commit: Commit | None,
+) -> tuple[int, Any]:
+    window, policy = _settings(task)
+    if window.kind == "count":
+        session = _Session(task, res, it, window, policy, item_timeout, interrupt, None)
+        return await _windows(session, commit)
+    error: Exception | None = None
+    outcome: tuple[int, Any] = (CANCELLED, None)
+    async with anyio.create_task_group() as tg:
+        pump = _Pump(it)
+        tg.start_soon(pump.pull)
+        tg.start_soon(pump.tick)
+        if interrupt is not None:
+            if interrupt.token is not None:
+                tg.start_soon(pump.watch_token, interrupt.token)
+            if interrupt.deadline is not None:
+                tg.start_soon(pump.watch_deadline, interrupt.deadline)
+        session = _Session(task, res, it, window, policy, item_timeout, interrupt, pump)
+        try:
+            outcome = await _windows(session, commit)
+        except Exception as exc:
+            error = exc
+        tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return outcome
+
+
+async def _windows(session: _Session, commit: Commit | None) -> tuple[int, Any]:
+    next_window = session.next_window
+    while True:
+        kind, cursor, result = await next_window()
+        if commit is not None and cursor is not _NO_CURSOR:
+            await commit(cursor)
+        if kind != WINDOW:
+            return kind, result
+
+
+async def run_stream_in_memory(task: Any, res: Resources) -> Any:
+    """The companion task (`Workflow.register`): ``open(None)``, no persistence, no
+    cooperative drain. Returns the next state."""
+    config = constant(task, "config")
+    timeout = config.attempt_timeout if isinstance(config, TaskConfig) else None
+    it = await _open(task, res, None, None)
+    assert it is not None
+    try:
+        _, result = await _consume(task, res, it, timeout, None, None)
+    finally:
+        await _close(it)
+    return result
+
+
+async def run_stream_session(
+    task: Any,
+    res: Resources,
+    cursor: Any,
+    item_timeout: float | None,
+    interrupt: Interrupt | None,
+    commit: Commit,
+) -> tuple[bool, Any]:
+    """The engine path (`Workflow.register_stream`): open at ``cursor``, drive windows,
+    ``await commit(cursor)`` for every committed cursor. Returns ``(False, next)`` or
+    ``(True, None)`` when the interruption drained the stream."""
+    it = await _open(task, res, cursor, interrupt)
+    if it is None:
+        return True, None
+    try:
+        kind, result = await _consume(task, res, it, item_timeout, interrupt, commit)
+    finally:
+        await _close(it)
+    return kind == CANCELLED, result
+
+
+def _stream_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
+    return partial(run_stream_in_memory, t), True
+
+
+STREAM_SPEC = ModelSpec(
+    "stream",
+    required=("open", "process_item", "flush_window", "on_close"),
+    constants=("window", "on_item_error", "config", "name"),
+    generator_ok=frozenset({"open"}),
+)
+
+
+class StreamTask(Task[S], Generic[S, I, O, C]):
+    """Continuous windowed consumption of a source: ``open`` → ``process_item`` per
+    item → ``flush_window`` per window → ``on_close`` when the source ends or the run
+    is interrupted.
+
+    Subclass it (``class Readings(StreamTask[Step, Reading, float, int])``) or decorate
+    a plain class with `@stream`. Defaults: ``window`` → `StreamWindow.count(1)`,
+    ``on_item_error`` → `StreamErrorPolicy.fail_fast()`, ``config`` →
+    `TaskConfig.minimal()` (only its ``attempt_timeout`` is used, per item).
+    """
+
+    __cano_model__: ClassVar[ModelSpec] = STREAM_SPEC
+    __cano_injected__: ClassVar[tuple[str, ...]] = ("run",)
+    _cano_model_base: ClassVar[bool] = True
+
+    def window(self) -> StreamWindow:
+        """How outputs are grouped before ``flush_window``."""
+        return StreamWindow.count(1)
+
+    def on_item_error(self) -> StreamErrorPolicy:
+        """What a ``process_item`` error does."""
+        return StreamErrorPolicy.fail_fast()
+
+    def config(self) -> TaskConfig:
+        """Only ``attempt_timeout`` is used, as a bound on each ``process_item``."""
+        return TaskConfig.minimal()
+
+    @abc.abstractmethod
+    def open(
+        self, res: Resources, cursor: C | None
+    ) -> Union[AsyncIterator[I], Awaitable[AsyncIterable[I]]]:
+        """Open the source, resuming after ``cursor`` (``None`` on a fresh start): an
+        ``async def`` returning an async iterable, or an async generator."""
+
+    @abc.abstractmethod
+    async def process_item(self, res: Resources, item: I) -> tuple[O, C]:
+        """Process one item; return its output and the cursor just past it."""
+
+    @abc.abstractmethod
+    async def flush_window(self, res: Resources, outputs: list[O]) -> WindowSignal[S]:
+        """Handle one window of outputs; continue or stop."""
+
+    @abc.abstractmethod
+    async def on_close(self, res: Resources, reason: CloseReason) -> NextState[S]:
+        """The stream ended: pick the next state (EXHAUSTED) or clean up (CANCELLED)."""
+
+    async def run(self, res: Resources) -> NextState[S]:
+        """The in-memory companion loop, as `Workflow.register` runs it."""
+        result: NextState[S] = await run_stream_in_memory(self, res)
+        return result
+
+
+STREAM_SPEC = STREAM_SPEC.bind(StreamTask, _stream_invoker)
+StreamTask.__cano_model__ = STREAM_SPEC
+
+stream = ModelDecorator(STREAM_SPEC)
