@@ -18,7 +18,6 @@ import anyio
 import attrs
 
 from .._errors import (
-    CheckpointStoreError,
     CompensationFailed,
     TaskExecutionError,
     TaskTimeout,
@@ -77,8 +76,7 @@ async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | Non
             )
     if not isinstance(result, tuple) or len(result) != 2:
         raise WorkflowError(
-            f"compensatable task `{name}` returned {result!r}; run must return "
-            "(next_state, output)"
+            f"compensatable task `{name}` returned {result!r}; run must return (next_state, output)"
         )
     value, output = result
     blob: bytes | None = None

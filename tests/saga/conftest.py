@@ -1,5 +1,4 @@
-"""Fixtures of the saga tests: a checkpoint store of every kind, and a ledger that
-records what forward runs and compensators did."""
+"""Fixtures of the saga tests: a real checkpoint store of every kind."""
 
 from __future__ import annotations
 
