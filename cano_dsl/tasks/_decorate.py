@@ -126,6 +126,9 @@ def check_class(spec: ModelSpec, cls: type, *, register: bool = True) -> None:
                 f"{where}: `{name}` must be a plain method or attribute returning a "
                 "constant, not `async def`"
             )
+        if member is not None and not callable(member) and not isinstance(member, property):
+            # `concurrency = 4` is the same as `def concurrency(self): return 4`
+            _set_constant(cls, where, name, member, replace=True)
     _check_near_misses(spec, cls, where)
     if register and base is not None and not issubclass(cls, base):
         for name in (*spec.constants, *_injected(spec)):
@@ -172,8 +175,8 @@ def model_of(obj: Any) -> ModelSpec | None:
     return spec if isinstance(spec, ModelSpec) else None
 
 
-def _set_constant(cls: type, where: str, name: str, value: Any) -> None:
-    if name in cls.__dict__:
+def _set_constant(cls: type, where: str, name: str, value: Any, replace: bool = False) -> None:
+    if name in cls.__dict__ and not replace:
         raise TaskDefinitionError(
             f"{where}: `{name}` is given both to the decorator and in the class body"
         )
