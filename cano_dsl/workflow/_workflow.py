@@ -251,8 +251,9 @@ class Workflow(Generic[S]):
         return self._evolve(_total_timeout=optional_seconds(timeout, "total timeout"))
 
     def with_compensation_timeout(self, timeout: float | datetime.timedelta) -> Workflow[S]:
-        """Bound the compensation drain after a failure (default with a total timeout:
-        ``min(total / 2, 30)``; without: unbounded)."""
+        """Bound the compensation drain after a failure of a run that has a total
+        timeout (default ``min(total / 2, 30)``). Without a total timeout the drain is
+        unbounded; each compensator is still bounded by its own ``attempt_timeout``."""
         return self._evolve(_comp_timeout=optional_seconds(timeout, "compensation timeout"))
 
     def with_checkpoint_store(self, store: Any) -> Workflow[S]:
@@ -360,8 +361,8 @@ class Workflow(Generic[S]):
             run.comp_budget = (
                 self._comp_timeout if self._comp_timeout is not None else min(limit / 2, 30.0)
             )
-        else:
-            run.comp_budget = self._comp_timeout
+        # without a total timeout the drain is unbounded (cano's rule), even when a
+        # compensation timeout is set: only per-compensator attempt timeouts apply
         return run
 
     async def orchestrate(self, initial: S, cancel: CancellationToken | None = None) -> S:
