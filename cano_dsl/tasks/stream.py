@@ -49,6 +49,7 @@ from functools import partial
 from typing import Any, ClassVar, Generic, Literal, TypeVar, Union
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from .. import _clock
@@ -553,12 +554,16 @@ async def _consume(
 
 async def _windows(session: _Session, commit: Commit | None) -> tuple[int, Any]:
     next_window = session.next_window
+    yield_between = session.interrupt is not None
     while True:
         kind, cursor, result = await next_window()
         if commit is not None and cursor is not _NO_CURSOR:
             await commit(cursor)
         if kind != WINDOW:
             return kind, result
+        if yield_between:
+            # let the task that may cancel the run in, even if the source never awaits
+            await anyio.lowlevel.checkpoint()
 
 
 async def run_stream_in_memory(task: Any, res: Resources) -> Any:
