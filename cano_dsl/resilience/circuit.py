@@ -105,6 +105,7 @@ class CircuitBreaker(NoopResource):
 
     __slots__ = (
         "__weakref__",
+        "_closed_token",
         "_epoch",
         "_failures",
         "_in_flight",
@@ -135,6 +136,10 @@ class CircuitBreaker(NoopResource):
         self._in_flight = 0
         self._successes = 0
         self._epoch = 0
+        # ``epoch << 1`` while CLOSED, -1 otherwise: one attribute read decides the
+        # CLOSED fast paths (admission, and a success that changes nothing) without
+        # the lock. Both are linearizable: they act on one consistent reading.
+        self._closed_token = 0
         # Outcomes of permits collected while the lock could not be taken without
         # blocking (a collection triggered inside our own critical section); applied by
         # the next operation, before anything else.
@@ -174,12 +179,18 @@ class CircuitBreaker(NoopResource):
         outcome, or `CircuitOpenError` when OPEN or when every HALF_OPEN trial slot is
         taken. Never blocks on time; first promotes OPEN to HALF_OPEN if the cool-down
         is over."""
+        token = self._closed_token
+        if token >= 0 and not self._pending:
+            permit = _new_permit(CircuitPermit)  # skips a Python-level __init__ frame
+            permit._breaker = self
+            permit._token = token
+            return permit
         with self._lock:
             if self._pending:
                 self._drain_locked()
             state = self._state
             if state is CircuitState.CLOSED:
-                return CircuitPermit(self, False, self._epoch)
+                return CircuitPermit(self, self._epoch << 1)
             if state is CircuitState.OPEN:
                 if _clock.now_fn() < self._until:
                     raise CircuitOpenError(_OPEN_MESSAGE)
@@ -187,24 +198,25 @@ class CircuitBreaker(NoopResource):
             if self._in_flight >= self._max_calls:
                 raise CircuitOpenError(_EXHAUSTED_MESSAGE)
             self._in_flight += 1
-            return CircuitPermit(self, True, self._epoch)
+            return CircuitPermit(self, self._epoch << 1 | 1)
 
     def _resolve(self, permit: CircuitPermit, success: bool) -> None:
         with self._lock:
-            if permit._resolved:
+            token = permit._token
+            if token is None:
                 return
-            permit._resolved = True
+            permit._token = None
             if self._pending:
                 self._drain_locked()
             if success:
-                self._success_locked(permit._half_open, permit._epoch)
+                self._success_locked(bool(token & 1), token >> 1)
             else:
-                self._failure_locked(permit._half_open, permit._epoch)
+                self._failure_locked(bool(token & 1), token >> 1)
 
-    def _dropped(self, half_open: bool, epoch: int) -> None:
+    def _dropped(self, token: int) -> None:
         # Called from CircuitPermit.__del__, possibly by a collection that runs while
         # this very thread holds the lock: never block, defer instead.
-        self._pending.append((half_open, epoch))
+        self._pending.append((bool(token & 1), token >> 1))
         if self._lock.acquire(blocking=False):
             try:
                 self._drain_locked()
@@ -224,6 +236,7 @@ class CircuitBreaker(NoopResource):
         self._in_flight = 0
         self._successes = 0
         self._epoch += 1
+        self._closed_token = self._epoch << 1 if state is CircuitState.CLOSED else -1
 
     def _success_locked(self, half_open: bool, epoch: int) -> None:
         if epoch != self._epoch:
@@ -258,35 +271,41 @@ class CircuitPermit:
 
     Resolve it once with `record_success` or `record_failure` (a second resolution is
     a no-op), or use it as a context manager. An unresolved permit that is
-    garbage-collected counts as a failure.
+    garbage-collected counts as a failure. A permit belongs to one caller: resolve it
+    from one thread.
     """
 
-    __slots__ = ("_breaker", "_epoch", "_half_open", "_resolved")
+    # ``_token`` is ``epoch << 1 | is_trial`` until resolved, then None.
+    __slots__ = ("_breaker", "_token")
 
-    def __init__(self, breaker: CircuitBreaker, half_open: bool, epoch: int) -> None:
+    def __init__(self, breaker: CircuitBreaker, token: int) -> None:
         self._breaker = breaker
-        self._half_open = half_open
-        self._epoch = epoch
-        self._resolved = False
+        self._token: int | None = token
 
     @property
     def resolved(self) -> bool:
         """Whether an outcome was recorded (or the permit was dropped)."""
-        return self._resolved
+        return self._token is None
 
     @property
     def is_trial(self) -> bool:
-        """Whether this permit is a HALF_OPEN probe."""
-        return self._half_open
+        """Whether this permit was issued as a HALF_OPEN probe."""
+        return self._token is not None and bool(self._token & 1)
 
     def record_success(self) -> None:
         """The call succeeded."""
-        if not self._resolved:
-            self._breaker._resolve(self, True)
+        token = self._token
+        if token is None:
+            return
+        breaker = self._breaker
+        if token == breaker._closed_token and not breaker._failures and not breaker._pending:
+            self._token = None  # CLOSED, current, nothing to reset: a no-op success
+            return
+        breaker._resolve(self, True)
 
     def record_failure(self) -> None:
         """The call failed (timeouts and cancellations count as failures too)."""
-        if not self._resolved:
+        if self._token is not None:
             self._breaker._resolve(self, False)
 
     def __enter__(self) -> CircuitPermit:
@@ -298,19 +317,31 @@ class CircuitPermit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._resolved:
-            self._breaker._resolve(self, exc_type is None)
+        token = self._token
+        if token is None:
+            return
+        breaker = self._breaker
+        if exc_type is not None:
+            breaker._resolve(self, False)
+        elif token == breaker._closed_token and not breaker._failures and not breaker._pending:
+            self._token = None
+        else:
+            breaker._resolve(self, True)
 
     def __del__(self) -> None:
-        if not self._resolved:
-            self._resolved = True
+        token = self._token
+        if token is not None:
+            self._token = None
             try:
-                self._breaker._dropped(self._half_open, self._epoch)
+                self._breaker._dropped(token)
             except Exception:  # pragma: no cover - interpreter shutdown
                 pass
 
     def __repr__(self) -> str:
-        return (
-            f"CircuitPermit(trial={self._half_open}, epoch={self._epoch}, "
-            f"resolved={self._resolved})"
-        )
+        token = self._token
+        if token is None:
+            return "CircuitPermit(resolved)"
+        return f"CircuitPermit(trial={bool(token & 1)}, epoch={token >> 1})"
+
+
+_new_permit = object.__new__

@@ -222,6 +222,19 @@ class RateLimiter(NoopResource):
         Returns without yielding when the tokens are there. Best-effort fairness: each
         waiter sleeps its own computed deficit, then retries. A cost above capacity can
         never be admitted and raises `ConfigurationError` at once."""
+        if cost.__class__ is int and cost > 0 and not self._pending:
+            with self._lock:  # fast path: the tokens are there (same arithmetic as below)
+                now = _clock.now_fn()
+                elapsed = now - self._last
+                if elapsed > 0.0:
+                    tokens = self._tokens + elapsed * self._rate
+                    self._tokens = tokens if tokens < self._cap else self._cap
+                    self._last = now
+                tokens = self._tokens
+                if elapsed >= 0.0 and tokens >= cost - self._slack:
+                    tokens -= cost
+                    self._tokens = tokens if tokens > 0.0 else 0.0
+                    return
         cost = check_cost(cost)
         if cost > self._cap:
             raise ConfigurationError(
