@@ -387,6 +387,12 @@ class Workflow(Generic[S]):
             with anyio.CancelScope(shield=True):
                 await res.teardown_all()
 
+    async def execute_flow(self, initial: S, cancel: CancellationToken | None = None) -> S:
+        """Run the machine without validation and without resource setup/teardown: the
+        scheduler's entry point (it validates and sets resources up once per
+        scheduler). Honours the total timeout, the token and the checkpoint store."""
+        return await self._drive(self._new_run(self._workflow_id, cancel), initial)
+
     async def _drive(self, run: Run, initial: S) -> S:
         """The loop, with enclosing-scope cancellation reported once and drained."""
         try:
