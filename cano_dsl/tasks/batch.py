@@ -117,6 +117,7 @@ class BatchTask(Task[S], Generic[S, I, O]):
     """
 
     __cano_model__: ClassVar[ModelSpec] = BATCH_SPEC
+    __cano_injected__: ClassVar[tuple[str, ...]] = ("run",)
     _cano_model_base: ClassVar[bool] = True
 
     def concurrency(self) -> int:

@@ -31,6 +31,7 @@ class RouterTask(Task[S]):
     config retries like any task (`TaskConfig.default()`)."""
 
     __cano_model__: ClassVar[ModelSpec] = ROUTER_SPEC
+    __cano_injected__: ClassVar[tuple[str, ...]] = ("run",)
     _cano_model_base: ClassVar[bool] = True
 
     @abc.abstractmethod
