@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
 __all__ = ["CancellationToken"]
 
@@ -12,16 +17,18 @@ class CancellationToken:
 
     ``cancel()`` is idempotent and may be called before or during a run; a run checks
     the token at the top of each state and interrupts the in-flight dispatch at its
-    next await point. Tasks never see the token. ``cancel()`` must be called from the
-    event loop's thread; from another thread use ``anyio.from_thread.run_sync(token.cancel)``.
+    next await point. Tasks never see the token. ``cancel()`` may be called from any
+    thread: from outside the event loop's thread it hands the wake-up to the loop.
     """
 
-    __slots__ = ("_cancelled", "_event", "_scopes")
+    __slots__ = ("_cancelled", "_event", "_loop", "_scopes", "_thread")
 
     def __init__(self) -> None:
         self._cancelled = False
         self._event: anyio.Event | None = None
         self._scopes: set[anyio.CancelScope] = set()
+        self._thread: int | None = None
+        self._loop: Any = None
 
     @property
     def is_cancelled(self) -> bool:
@@ -32,6 +39,15 @@ class CancellationToken:
         if self._cancelled:
             return
         self._cancelled = True
+        if self._thread is not None and threading.get_ident() != self._thread:
+            try:
+                anyio.from_thread.run_sync(self._wake, token=self._loop)
+            except RuntimeError:  # the loop has finished: nothing left to wake
+                pass
+            return
+        self._wake()
+
+    def _wake(self) -> None:
         for scope in list(self._scopes):
             scope.cancel()
         if self._event is not None:
@@ -41,12 +57,22 @@ class CancellationToken:
         """Wait until the token fires (returns at once if it already has)."""
         if self._cancelled:
             return
+        self._bind()
         if self._event is None:
             self._event = anyio.Event()
         await self._event.wait()
 
     # engine side ---------------------------------------------------------------
+    def _bind(self) -> None:
+        """Remember the event loop this token is used on (for cross-thread cancel);
+        the latest run's loop wins."""
+        thread = threading.get_ident()
+        if self._thread != thread:
+            self._thread = thread
+            self._loop = anyio.lowlevel.current_token()
+
     def _attach(self, scope: anyio.CancelScope) -> None:
+        self._bind()
         self._scopes.add(scope)
         if self._cancelled:
             scope.cancel()

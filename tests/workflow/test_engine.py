@@ -506,3 +506,21 @@ def test_resources_set_up_and_torn_down_exactly_once_per_run(plan: list[str]) ->
 
         anyio.run(go, backend=backend)
         assert (life.setups, life.teardowns) == (1, 1), (plan, backend)
+
+
+@pytest.mark.anyio
+async def test_token_cancelled_from_another_thread() -> None:
+    import threading
+
+    token = CancellationToken()
+
+    @task(config=TaskConfig.minimal(), name="wait")
+    async def wait_forever() -> Step:
+        threading.Timer(0.01, token.cancel).start()
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    wf = Workflow.bare().register(Step.A, wait_forever).add_exit_state(Step.DONE)
+    with anyio.fail_after(5), pytest.raises(StateFailure) as info:
+        await wf.orchestrate(Step.A, cancel=token)
+    assert info.value.category == "cancelled"
