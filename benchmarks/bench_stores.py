@@ -313,13 +313,13 @@ async def _main(args: argparse.Namespace, backend: str) -> None:
 
 
 def main() -> None:
+    global ROUNDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--appends", type=int, default=2000, help="appends per measurement")
     parser.add_argument("--quick", action="store_true", help="200 appends per measurement")
     parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds")
     args = parser.parse_args()
-    global ROUNDS
     ROUNDS = max(1, args.rounds)
     backends = ["asyncio", "trio"] if args.backend == "both" else [args.backend]
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}")
