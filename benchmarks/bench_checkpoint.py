@@ -35,17 +35,36 @@ from typing import Any
 
 import anyio
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_stores import _PG_INSERT, _SQLITE_INSERT, _params, _raw_sqlite  # noqa: E402
-
-from cano_dsl import Resources, TaskConfig, Workflow, task  # noqa: E402
-from cano_dsl.stores import PostgresCheckpointStore, SqliteCheckpointStore  # noqa: E402
+from cano_dsl import Resources, TaskConfig, Workflow, task
+from cano_dsl.stores import PostgresCheckpointStore, SqliteCheckpointStore
 
 ROUNDS = 5
 CONCURRENT_RUNS = 16
+_SQLITE_DDL = """CREATE TABLE IF NOT EXISTS t (
+    workflow_id TEXT NOT NULL, sequence INTEGER NOT NULL, state TEXT NOT NULL,
+    task_id TEXT NOT NULL, output_blob BLOB, kind SMALLINT NOT NULL DEFAULT 0,
+    workflow_version INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (workflow_id, sequence)
+) WITHOUT ROWID"""
+_SQLITE_INSERT = "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)"
+_PG_INSERT = (
+    "INSERT INTO {t} (workflow_id, sequence, state, task_id, output_blob, kind, "
+    "workflow_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _params(wid: str, seq: int) -> tuple[Any, ...]:
+    return (wid, seq, "STEP", "step", None, 0, 0)
+
+
+def _raw_sqlite(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(_SQLITE_DDL)
+    conn.commit()
+    return conn
 
 
 class Loop(enum.Enum):
