@@ -104,6 +104,14 @@ from .workflow import SplitResult as SplitResult
 from .workflow import Workflow as Workflow
 
 # --- end stores exports ---
+# --- scheduler exports ---
+from .scheduler import BackoffPolicy as BackoffPolicy
+from .scheduler import FlowInfo as FlowInfo
+from .scheduler import FlowStatus as FlowStatus
+from .scheduler import RunningScheduler as RunningScheduler
+from .scheduler import Scheduler as Scheduler
+
+# --- end scheduler exports ---
 
 __version__ = "0.1.0"
 
