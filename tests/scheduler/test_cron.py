@@ -1,0 +1,305 @@
+"""The cron parser and next-firing search (evaluated in UTC)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cano_dsl import ConfigurationError
+from cano_dsl.scheduler import CronSchedule
+
+UTC = datetime.timezone.utc
+
+
+def at(*args: int) -> datetime.datetime:
+    return datetime.datetime(*args, tzinfo=UTC)
+
+
+def nxt(expr: str, moment: datetime.datetime) -> datetime.datetime | None:
+    return CronSchedule.parse(expr).next_after(moment)
+
+
+# -- examples ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "start", "expected"),
+    [
+        ("0 0 9 * * *", at(2024, 1, 1, 8, 0), at(2024, 1, 1, 9, 0)),
+        ("0 0 9 * * *", at(2024, 1, 1, 9, 0), at(2024, 1, 2, 9, 0)),  # strictly after
+        ("0 0 9 * * MON", at(2024, 1, 2), at(2024, 1, 8, 9)),  # 2024-01-08 is a Monday
+        ("*/15 * * * * *", at(2024, 1, 1, 0, 0, 14), at(2024, 1, 1, 0, 0, 15)),
+        ("*/15 * * * * *", at(2024, 1, 1, 0, 0, 45), at(2024, 1, 1, 0, 1, 0)),
+        ("0 */5 * * * *", at(2024, 1, 1, 0, 7), at(2024, 1, 1, 0, 10)),
+        ("0 0 0 1 1 *", at(2024, 6, 1), at(2025, 1, 1)),
+        ("0 0 0 29 2 *", at(2024, 3, 1), at(2028, 2, 29)),  # leap days only
+        ("59 59 23 31 12 *", at(2024, 12, 31, 23, 59, 59), at(2025, 12, 31, 23, 59, 59)),
+        ("0 30 9 * JAN-MAR MON-FRI", at(2024, 3, 29, 10), at(2024, 1, 1, 9, 30).replace(year=2025)),
+        ("0 0 12 * * SUN 2030", at(2024, 1, 1), at(2030, 1, 6, 12)),
+        ("0 0 12 ? * 1", at(2024, 1, 1), at(2024, 1, 7, 12)),  # 6/7 fields: 1 = Sunday
+        ("0 0 12 * * 7", at(2024, 1, 1), at(2024, 1, 6, 12)),  # 6/7 fields: 7 = Saturday
+        ("0 12 * * 0", at(2024, 1, 1), at(2024, 1, 7, 12)),  # 5 fields: 0 = Sunday
+        ("0 12 * * 7", at(2024, 1, 1), at(2024, 1, 7, 12)),  # 5 fields: 7 = Sunday too
+        ("30 2 * * 1-5", at(2024, 1, 6), at(2024, 1, 8, 2, 30)),  # 5 fields: 1 = Monday
+        ("*/20 * * * *", at(2024, 1, 1, 0, 0, 1), at(2024, 1, 1, 0, 20)),
+        ("0 0 5/10 * * *", at(2024, 1, 1, 6), at(2024, 1, 1, 15)),
+        ("0 0 1-10/3 * * *", at(2024, 1, 1, 5), at(2024, 1, 1, 7)),
+        ("0 0 0,12 * * *", at(2024, 1, 1, 1), at(2024, 1, 1, 12)),
+        ("0 0 0 * * saturday", at(2024, 1, 1), at(2024, 1, 6)),
+        ("@hourly", at(2024, 1, 1, 10, 30), at(2024, 1, 1, 11)),
+        ("@daily", at(2024, 1, 1, 10, 30), at(2024, 1, 2)),
+        ("@weekly", at(2024, 1, 1), at(2024, 1, 7)),
+        ("@monthly", at(2024, 1, 15), at(2024, 2, 1)),
+        ("@yearly", at(2024, 1, 15), at(2025, 1, 1)),
+    ],
+)
+def test_next_after_examples(
+    expr: str, start: datetime.datetime, expected: datetime.datetime
+) -> None:
+    assert nxt(expr, start) == expected
+
+
+def test_day_of_month_and_weekday_combine_with_or_when_both_are_restricted() -> None:
+    # The 13th, or any Friday: from 2024-01-01 (Monday) the first is Friday the 5th.
+    s = CronSchedule.parse("0 0 0 13 * FRI")
+    assert list(_take(s.upcoming(at(2024, 1, 1)), 3)) == [
+        at(2024, 1, 5),
+        at(2024, 1, 12),
+        at(2024, 1, 13),
+    ]
+
+
+def test_a_star_day_field_makes_the_other_one_decide() -> None:
+    assert nxt("0 0 0 * * FRI", at(2024, 1, 1)) == at(2024, 1, 5)
+    assert nxt("0 0 0 13 * ?", at(2024, 1, 1)) == at(2024, 1, 13)
+    # a stepped star still counts as a star (crontab): both must match
+    assert nxt("0 0 0 */2 * MON", at(2024, 1, 1)) == at(2024, 1, 15)
+
+
+def test_a_schedule_past_its_last_year_never_fires_again() -> None:
+    assert nxt("0 0 0 1 1 * 2020", at(2024, 1, 1)) is None
+
+
+def test_an_impossible_date_never_fires() -> None:
+    assert nxt("0 0 0 30 2 *", at(2024, 1, 1)) is None
+    assert nxt("0 0 0 31 4,6,9,11 *", at(2024, 1, 1)) is None
+
+
+def test_naive_moments_are_utc_and_aware_ones_are_converted() -> None:
+    plus2 = datetime.timezone(datetime.timedelta(hours=2))
+    assert nxt("0 0 9 * * *", datetime.datetime(2024, 1, 1, 8)) == at(2024, 1, 1, 9)
+    # 10:30 at UTC+2 is 08:30 UTC
+    assert nxt("0 0 9 * * *", datetime.datetime(2024, 1, 1, 10, 30, tzinfo=plus2)) == at(
+        2024, 1, 1, 9
+    )
+
+
+def test_sub_second_moments_round_to_the_next_whole_second() -> None:
+    assert nxt("* * * * * *", at(2024, 1, 1, 0, 0, 0).replace(microsecond=999_999)) == at(
+        2024, 1, 1, 0, 0, 1
+    )
+
+
+def test_matches() -> None:
+    s = CronSchedule.parse("0 30 9 * * MON-FRI")
+    assert s.matches(at(2024, 1, 8, 9, 30))
+    assert not s.matches(at(2024, 1, 7, 9, 30))  # Sunday
+    assert not s.matches(at(2024, 1, 8, 9, 30, 1))
+
+
+def test_names_are_case_insensitive_and_full_names_work() -> None:
+    a = CronSchedule.parse("0 0 0 * jan,Feb,MARCH mon-Wed")
+    b = CronSchedule.parse("0 0 0 * 1-3 2-4")
+    assert (a.months, a.weekdays) == (b.months, b.weekdays)
+
+
+def test_repr_shows_the_expression() -> None:
+    assert repr(CronSchedule.parse("0 0 9 * * *")) == "CronSchedule.parse('0 0 9 * * *')"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "",
+        "* * * *",
+        "* * * * * * * *",
+        "60 * * * * *",
+        "* 60 * * * *",
+        "* * 24 * * *",
+        "* * * 0 * *",
+        "* * * 32 * *",
+        "* * * * 13 *",
+        "* * * * * 0",  # 6/7 fields: weekdays run 1-7
+        "* * * * * 8",
+        "* * * * 8",
+        "* * * * * * 1969",
+        "a * * * * *",
+        "5-1 * * * * *",
+        "*/0 * * * * *",
+        "*/x * * * * *",
+        "1,,2 * * * * *",
+        "? * * * * *",
+        "* * * * FOO *",
+        "* * * * * FRI-MON",
+        "@every_minute",
+        "L * * * * *",
+        "1-2-3 * * * * *",
+    ],
+)
+def test_invalid_expressions_raise_configuration_error(expr: str) -> None:
+    with pytest.raises(ConfigurationError, match="Invalid cron expression: "):
+        CronSchedule.parse(expr)
+
+
+def test_a_non_string_raises_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="Invalid cron expression"):
+        CronSchedule.parse(5)  # type: ignore[arg-type]
+
+
+# -- property: the search agrees with a brute-force scan ----------------------------
+
+MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+
+
+@st.composite
+def field(
+    draw: st.DrawFn, low: int, high: int, names: list[str] | None = None
+) -> tuple[str, set[int]]:
+    """A field's text and the values it is meant to allow (a reference, built apart
+    from the parser)."""
+
+    def num(v: int) -> str:
+        if names is not None and draw(st.booleans()):
+            return names[v - low]
+        return str(v)
+
+    parts: list[str] = []
+    values: set[int] = set()
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(
+            st.sampled_from(["star", "one", "range", "star_step", "range_step", "from_step"])
+        )
+        a = draw(st.integers(low, high))
+        b = draw(st.integers(a, high))
+        s = draw(st.integers(1, max(1, high - low)))
+        if kind == "star":
+            parts.append("*")
+            values |= set(range(low, high + 1))
+        elif kind == "one":
+            parts.append(num(a))
+            values.add(a)
+        elif kind == "range":
+            parts.append(f"{num(a)}-{num(b)}")
+            values |= set(range(a, b + 1))
+        elif kind == "star_step":
+            parts.append(f"*/{s}")
+            values |= set(range(low, high + 1, s))
+        elif kind == "range_step":
+            parts.append(f"{num(a)}-{num(b)}/{s}")
+            values |= set(range(a, b + 1, s))
+        else:
+            parts.append(f"{num(a)}/{s}")
+            values |= set(range(a, high + 1, s))
+    return ",".join(parts), values
+
+
+@st.composite
+def expressions(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
+    five = draw(st.booleans())
+    sec_text, secs = ("0", {0}) if five else draw(field(0, 59))
+    # keep the upper fields dense enough that firings land inside the scanned window
+    min_text, mins = draw(field(0, 59))
+    hour_text, hours = draw(st.one_of(st.just(("*", set(range(24)))), field(0, 23)))
+    dom_text, doms = draw(
+        st.one_of(
+            st.just(("*", set(range(1, 32)))), st.just(("?", set(range(1, 32)))), field(1, 31)
+        )
+    )
+    mon_text, months = draw(st.one_of(st.just(("*", set(range(1, 13)))), field(1, 12, MONTHS)))
+    if five:
+        dow_text, dows = draw(st.one_of(st.just(("*", set(range(7)))), field(0, 6, DAYS)))
+    else:
+        dow_text, raw = draw(st.one_of(st.just(("?", set(range(1, 8)))), field(1, 7, DAYS)))
+        dows = {v - 1 for v in raw}  # 1 = SUN in the 6/7-field form
+    fields = [min_text, hour_text, dom_text, mon_text, dow_text]
+    text = " ".join(fields if five else [sec_text, *fields])
+    spec = {
+        "secs": secs,
+        "mins": mins,
+        "hours": hours,
+        "doms": doms,
+        "months": months,
+        "dows": dows,
+        "dom_star": dom_text[0] in "*?",
+        "dow_star": dow_text[0] in "*?",
+    }
+    return text, spec
+
+
+def brute_force(
+    spec: dict[str, object], start: datetime.datetime, minutes: int
+) -> datetime.datetime | None:
+    """Scan minute by minute from ``start`` (exclusive) over a bounded window."""
+    secs = sorted(spec["secs"])  # type: ignore[call-overload]
+    begin = start.replace(microsecond=0) + datetime.timedelta(seconds=1)
+    t = begin.replace(second=0)
+    for _ in range(minutes):
+        weekday = (t.weekday() + 1) % 7
+        in_dom = t.day in spec["doms"]  # type: ignore[operator]
+        in_dow = weekday in spec["dows"]  # type: ignore[operator]
+        day_ok = (
+            (in_dom and in_dow) if (spec["dom_star"] or spec["dow_star"]) else (in_dom or in_dow)
+        )
+        if (
+            day_ok
+            and t.month in spec["months"]  # type: ignore[operator]
+            and t.hour in spec["hours"]  # type: ignore[operator]
+            and t.minute in spec["mins"]  # type: ignore[operator]
+        ):
+            floor = begin.second if t == begin.replace(second=0) else 0
+            for s in secs:
+                if s >= floor:
+                    return t.replace(second=s)
+        t += datetime.timedelta(minutes=1)
+    return None
+
+
+WINDOW_MINUTES = 3 * 24 * 60
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    case=expressions(),
+    start=st.datetimes(
+        min_value=datetime.datetime(2000, 1, 1), max_value=datetime.datetime(2040, 12, 31)
+    ),
+)
+def test_next_after_matches_a_brute_force_scan(
+    case: tuple[str, dict[str, object]], start: datetime.datetime
+) -> None:
+    text, spec = case
+    schedule = CronSchedule.parse(text)
+    start = start.replace(tzinfo=UTC)
+    expected = brute_force(spec, start.replace(tzinfo=None), WINDOW_MINUTES)
+    got = schedule.next_after(start)
+    if expected is not None:
+        assert got == expected.replace(tzinfo=UTC), text
+    else:  # nothing inside the window: the search must land beyond it (or never)
+        window_end = start + datetime.timedelta(minutes=WINDOW_MINUTES - 1)
+        assert got is None or got > window_end, text
+    if got is not None:
+        assert schedule.matches(got)
+        assert got > start
+
+
+def _take(it: object, n: int) -> list[datetime.datetime]:
+    out = []
+    for item in it:  # type: ignore[attr-defined]
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
