@@ -1,0 +1,128 @@
+"""Store URLs (``sqlite:PATH``, ``postgres:DSN``) and reading run logs for ``runs``."""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .._errors import CanoError
+from ._load import CliError
+
+__all__ = ["RunSummary", "StoreUrl", "list_runs", "open_store", "parse_store_url"]
+
+_TABLE = "cano_checkpoints"
+_SUMMARY = f"""
+SELECT c.workflow_id, agg.n, c.sequence, c.state, c.kind, c.workflow_version
+FROM {_TABLE} c
+JOIN (SELECT workflow_id, COUNT(*) AS n, MAX(sequence) AS last
+      FROM {_TABLE} GROUP BY workflow_id) agg
+  ON c.workflow_id = agg.workflow_id AND c.sequence = agg.last
+ORDER BY c.workflow_id
+"""
+
+
+@attrs.frozen
+class StoreUrl:
+    kind: str
+    """``sqlite`` or ``postgres``."""
+    location: str
+    """The file path or the libpq DSN."""
+    text: str
+
+
+@attrs.frozen
+class RunSummary:
+    workflow_id: str
+    rows: int
+    last_sequence: int
+    last_state: str
+    last_kind: int
+    workflow_version: int
+
+
+def parse_store_url(text: str) -> StoreUrl:
+    """``sqlite:PATH`` (also ``sqlite:///abs/path``) or ``postgres:DSN`` (also a bare
+    ``postgresql://`` / ``postgres://`` URI)."""
+    if text.startswith(("postgresql://", "postgres://")):
+        return StoreUrl("postgres", text, text)
+    scheme, sep, rest = text.partition(":")
+    if sep and scheme == "sqlite":
+        path = rest[2:] if rest.startswith("//") else rest
+        if path:
+            return StoreUrl("sqlite", path, text)
+    if sep and scheme in ("postgres", "postgresql") and rest:
+        return StoreUrl("postgres", rest, text)
+    raise CliError(
+        f"bad store URL {text!r}: use sqlite:PATH (for example sqlite:runs.db) or "
+        "postgres:DSN (for example postgres:postgresql://user@host/db)"
+    )
+
+
+def open_store(url: StoreUrl, *, must_exist: bool = False) -> Any:
+    """A checkpoint store object for ``url`` (not yet connected)."""
+    if url.kind == "sqlite":
+        if must_exist and not Path(url.location).is_file():
+            raise CliError(f"no such SQLite checkpoint file: {url.location}")
+        from ..stores.sqlite import SqliteCheckpointStore
+
+        return SqliteCheckpointStore(url.location)
+    from ..stores.postgres import PostgresCheckpointStore
+
+    try:
+        return PostgresCheckpointStore(url.location)
+    except CanoError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _summaries(rows: list[Any]) -> list[RunSummary]:
+    return [
+        RunSummary(str(w), int(n), int(seq), str(state), int(kind), int(version))
+        for w, n, seq, state, kind, version in rows
+    ]
+
+
+def _list_sqlite(path: str) -> list[RunSummary]:
+    if not Path(path).is_file():
+        raise CliError(f"no such SQLite checkpoint file: {path}")
+    try:
+        conn = sqlite3.connect(path)
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot open {path}: {exc}", 1) from exc
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "cano_dsl_meta" not in tables or _TABLE not in tables:
+            if not tables:
+                return []
+            raise CliError(f"{path} is not a cano_dsl checkpoint database", 1)
+        return _summaries(conn.execute(_SUMMARY).fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise CliError(f"{path} is not a readable cano_dsl checkpoint database: {exc}", 1) from exc
+    finally:
+        conn.close()
+
+
+def _list_postgres(dsn: str) -> list[RunSummary]:
+    try:
+        pg: Any = importlib.import_module("psycopg")
+    except ImportError as exc:
+        raise CliError("postgres stores need psycopg 3: pip install 'cano-dsl[postgres]'") from exc
+    try:
+        with pg.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (_TABLE,))
+            if cur.fetchone()[0] is None:
+                return []
+            cur.execute(_SUMMARY)
+            return _summaries(cur.fetchall())
+    except pg.Error as exc:
+        raise CliError(f"postgres: {exc}", 1) from exc
+
+
+def list_runs(url: StoreUrl) -> list[RunSummary]:
+    """One summary per workflow id that has rows, by id."""
+    if url.kind == "sqlite":
+        return _list_sqlite(url.location)
+    return _list_postgres(url.location)
