@@ -46,7 +46,7 @@ import inspect
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, Generic, Literal, TypeVar, Union
+from typing import Any, ClassVar, Generic, Literal, TypeVar, Union, cast
 
 import anyio
 import anyio.lowlevel
@@ -348,22 +348,53 @@ class _Session:
         self.interrupt = interrupt
         self.pump = pump
         self.errors = 0
+        # cuts the waits for an item when the run is interrupted (count windows)
+        self.cutter: _Cutter | None = None
+        # the window in progress, kept for a drain after an interrupted wait
+        self.partial: tuple[list[Any], Any] = ([], _NO_CURSOR)
 
-    async def _next_interruptible(self) -> tuple[int, Any]:
-        interrupt = self.interrupt
-        assert interrupt is not None
-        if interrupt.fired():
+    async def _next_guarded(self) -> tuple[int, Any]:
+        """Wait for the next item; the session's cutter may cut this wait (and only
+        this wait)."""
+        cutter = self.cutter
+        assert cutter is not None
+        if cutter.fired:
             return _CANCEL, None
-        scope = interrupt.scope()
+        cutter.waiting = True
         try:
-            with scope:
-                try:
-                    return _ITEM, await self.it.__anext__()
-                except StopAsyncIteration:
-                    return _END, None
+            item = await self.it.__anext__()
+            kind = _ITEM
+        except StopAsyncIteration:
+            kind, item = _END, None
         finally:
-            interrupt.release(scope)
-        return _CANCEL, None
+            cutter.waiting = False
+        if cutter.scope.cancel_called:
+            # cut as the item arrived: leave the cancelled scope before the next await
+            raise _Cut(kind, item)
+        return kind, item
+
+    async def _accept(self, item: Any, buf: list[Any], last: Any) -> Any:
+        """Process an item that arrived as the run was cut; return the window's cursor."""
+        try:
+            timed = self.item_timeout is not None
+            pair = await (self._process(item) if timed else self.task.process_item(self.res, item))
+            if type(pair) is not tuple or len(pair) != 2:
+                raise TaskExecutionError(
+                    f"{type(self.task).__qualname__}.process_item must return a tuple "
+                    f"(output, cursor), got {pair!r}"
+                )
+        except Exception:
+            if self.skip:
+                return last
+            if self.tolerate < 0:
+                raise
+            self.errors += 1
+            if self.errors > self.tolerate:
+                raise
+            return last
+        self.errors = 0
+        buf.append(pair[0])
+        return pair[1]
 
     async def _process(self, item: Any) -> Any:
         timeout = self.item_timeout
@@ -401,66 +432,72 @@ class _Session:
 
     async def next_window(self) -> tuple[int, Any, Any]:
         """Drive one window: ``(WINDOW, cursor, None)``, ``(DONE, cursor_or_missing,
-        next)`` or ``(CANCELLED, cursor_or_missing, None)``."""
+        next)`` or ``(CANCELLED, cursor_or_missing, None)``. If the interrupt scope cuts
+        the wait for an item, the partial window is left in ``self.partial``."""
         task, res = self.task, self.res
         it = self.it
         limit = self.count
         pump = self.pump
-        interrupt = self.interrupt
+        guarded = self.cutter is not None
         process_item = task.process_item
         timed = self.item_timeout is not None
         if pump is not None:
             pump.arm(_clock.now() + self.length)
         buf: list[Any] = []
         last: Any = _NO_CURSOR
-        while True:
-            if limit is not None and len(buf) >= limit:
-                return _full_window(await self._flush(buf), last)
-            if pump is not None:
-                kind, item = await pump.next(interrupt)
-            elif interrupt is None:
-                try:
-                    item = await it.__anext__()
-                    kind = _ITEM
-                except StopAsyncIteration:
-                    kind = _END
-            else:
-                kind, item = await self._next_interruptible()
-            if kind == _ITEM:
-                try:
-                    pair = await (self._process(item) if timed else process_item(res, item))
-                    if type(pair) is not tuple or len(pair) != 2:
-                        raise TaskExecutionError(
-                            f"{type(task).__qualname__}.process_item must return a tuple "
-                            f"(output, cursor), got {pair!r}"
-                        )
-                except Exception:
-                    if self.skip:
+        try:
+            while True:
+                if limit is not None and len(buf) >= limit:
+                    return _full_window(await self._flush(buf), last)
+                # biased: interruption, then the window's tick, then the next item
+                if pump is not None:
+                    kind, item = await pump.next(self.interrupt)
+                elif guarded:
+                    kind, item = await self._next_guarded()
+                else:
+                    try:
+                        item = await it.__anext__()
+                        kind = _ITEM
+                    except StopAsyncIteration:
+                        kind = _END
+                if kind == _ITEM:
+                    try:
+                        pair = await (self._process(item) if timed else process_item(res, item))
+                        if type(pair) is not tuple or len(pair) != 2:
+                            raise TaskExecutionError(
+                                f"{type(task).__qualname__}.process_item must return a "
+                                f"tuple (output, cursor), got {pair!r}"
+                            )
+                    except Exception:
+                        if self.skip:
+                            continue
+                        if self.tolerate < 0:
+                            raise
+                        self.errors += 1
+                        if self.errors > self.tolerate:
+                            raise
                         continue
-                    if self.tolerate < 0:
-                        raise
-                    self.errors += 1
-                    if self.errors > self.tolerate:
-                        raise
+                    self.errors = 0
+                    buf.append(pair[0])
+                    last = pair[1]
                     continue
-                self.errors = 0
-                buf.append(pair[0])
-                last = pair[1]
-                continue
-            if kind == _TICK:
-                assert pump is not None
-                if not buf:
-                    pump.arm(_clock.now() + self.length)
-                    continue
-                return _full_window(await self._flush(buf), last)
-            if kind == _CANCEL:
-                return await self._drain(buf, last)
-            # the source is exhausted
-            if buf:
-                signal = await self._flush(buf)
-                if signal.kind == "stop":
-                    return DONE, last, signal.result
-            return DONE, last, await task.on_close(res, CloseReason.EXHAUSTED)
+                if kind == _TICK:
+                    assert pump is not None
+                    if not buf:
+                        pump.arm(_clock.now() + self.length)
+                        continue
+                    return _full_window(await self._flush(buf), last)
+                if kind == _CANCEL:
+                    return await self._drain(buf, last)
+                # the source is exhausted
+                if buf:
+                    signal = await self._flush(buf)
+                    if signal.kind == "stop":
+                        return DONE, last, signal.result
+                return DONE, last, await task.on_close(res, CloseReason.EXHAUSTED)
+        except BaseException:
+            self.partial = (buf, last)
+            raise
 
 
 def _settings(task: Any) -> tuple[StreamWindow, StreamErrorPolicy]:
@@ -529,7 +566,9 @@ async def _consume(
     window, policy = _settings(task)
     if window.kind == "count":
         session = _Session(task, res, it, window, policy, item_timeout, interrupt, None)
-        return await _windows(session, commit)
+        if interrupt is None:
+            return await _windows(session, commit)
+        return await _guarded_windows(session, interrupt, commit)
     error: Exception | None = None
     outcome: tuple[int, Any] = (CANCELLED, None)
     async with anyio.create_task_group() as tg:
@@ -550,6 +589,84 @@ async def _consume(
     if error is not None:
         raise error
     return outcome
+
+
+class _Cutter:
+    """Attached to the run's token (and fired by a deadline watcher), it cancels the
+    session's scope only while the session waits for an item; otherwise it just
+    raises ``fired``, which the session checks before its next wait. process_item,
+    flush_window, on_close and cursor commits are never cut."""
+
+    __slots__ = ("fired", "scope", "waiting")
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.waiting = False
+        self.scope = anyio.CancelScope()
+
+    def cancel(self) -> None:
+        self.fired = True
+        if self.waiting:
+            self.scope.cancel()
+
+    async def at_deadline(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+        self.cancel()
+
+
+class _Cut(Exception):
+    """Internal: the run was cut while an item arrived; carries what the wait got."""
+
+    def __init__(self, kind: int, item: Any) -> None:
+        super().__init__("stream wait cut")
+        self.kind = kind
+        self.item = item
+
+
+async def _guarded_windows(
+    session: _Session, interrupt: Interrupt, commit: Commit | None
+) -> tuple[int, Any]:
+    """Count windows under an interruption. A wait cut by the cutter unwinds to here,
+    and the partial window is drained outside the cancelled scope."""
+    cutter = session.cutter = _Cutter()
+    token = interrupt.token
+    if token is not None:
+        token._attach(cast(anyio.CancelScope, cutter))
+    cut: _Cut | None = None
+    try:
+        if interrupt.deadline is None:
+            try:
+                with cutter.scope:
+                    return await _windows(session, commit)
+            except _Cut as exc:
+                cut = exc
+        else:
+            error: Exception | None = None
+            outcome: tuple[int, Any] | None = None
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cutter.at_deadline, interrupt.deadline)
+                try:
+                    with cutter.scope:
+                        outcome = await _windows(session, commit)
+                except _Cut as exc:
+                    cut = exc
+                except Exception as exc:
+                    error = exc
+                tg.cancel_scope.cancel()
+            if error is not None:
+                raise error
+            if outcome is not None:
+                return outcome
+    finally:
+        if token is not None:
+            token._detach(cast(anyio.CancelScope, cutter))
+    buf, last = session.partial
+    if cut is not None and cut.kind == _ITEM:
+        last = await session._accept(cut.item, buf, last)
+    kind, cursor, _ = await session._drain(buf, last)
+    if commit is not None and cursor is not _NO_CURSOR:
+        await commit(cursor)
+    return kind, None
 
 
 async def _windows(session: _Session, commit: Commit | None) -> tuple[int, Any]:
