@@ -368,7 +368,7 @@ class _Session:
             kind, item = _END, None
         finally:
             cutter.waiting = False
-        if cutter.scope.cancel_called:
+        if cutter.cut:
             # cut as the item arrived: leave the cancelled scope before the next await
             raise _Cut(kind, item)
         return kind, item
@@ -597,16 +597,18 @@ class _Cutter:
     raises ``fired``, which the session checks before its next wait. process_item,
     flush_window, on_close and cursor commits are never cut."""
 
-    __slots__ = ("fired", "scope", "waiting")
+    __slots__ = ("cut", "fired", "scope", "waiting")
 
     def __init__(self) -> None:
         self.fired = False
         self.waiting = False
+        self.cut = False
         self.scope = anyio.CancelScope()
 
     def cancel(self) -> None:
         self.fired = True
-        if self.waiting:
+        if self.waiting and not self.cut:
+            self.cut = True
             self.scope.cancel()
 
     async def at_deadline(self, deadline: float) -> None:
