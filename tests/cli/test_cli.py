@@ -372,3 +372,26 @@ def test_main_returns_the_exit_status_in_process(capsys: pytest.CaptureFixture[s
     captured = capsys.readouterr()
     assert "ok: Step workflow" in captured.out
     assert "unknown state 'NOPE'" in captured.err
+
+
+def test_the_console_script_is_declared_and_runs(tmp_path: Path) -> None:
+    import shutil
+    from importlib import metadata
+
+    scripts = {e.name: e.value for e in metadata.entry_points(group="console_scripts")}
+    if "cano-dsl" not in scripts:
+        pytest.skip("cano-dsl is not installed (pip install -e .)")
+    assert scripts["cano-dsl"] == "cano_dsl.cli:main"
+    exe = shutil.which("cano-dsl")
+    if exe is None:
+        pytest.skip("the cano-dsl script is not on PATH")
+    (tmp_path / "here.py").write_text((HERE / "flows.py").read_text())
+    proc = subprocess.run(
+        [exe, "run", "here:payments", "--initial", "START"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,  # a console script imports from the working directory too
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "exit state: DONE"
