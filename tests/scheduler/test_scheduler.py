@@ -571,3 +571,26 @@ async def test_outer_cancellation_never_leaves_a_flow_running(clock: MockClock) 
     assert scope.cancelled_caught
     assert running is not None and not running.has_running_flows()
     assert running.status("e").status == FlowStatus.IDLE
+
+
+@pytest.mark.anyio
+async def test_cron_sleeps_again_when_the_wall_clock_steps_back(clock: MockClock) -> None:
+    def wall() -> datetime.datetime:
+        # the wall clock is stepped back 3 s at virtual second 5 (an NTP correction)
+        shift = 3 if clock.now() >= 5 else 0
+        return EPOCH + datetime.timedelta(seconds=clock.now() - shift)
+
+    probe = Probe(clock)
+    sched = Scheduler(utc_now=wall).cron("c", flow(probe), Step.START, "*/10 * * * * *")
+    async with sched.start():
+        await clock.sleep(14)
+    assert probe.starts == [13]  # wall 00:00:10 is reached at virtual 13, not 10
+
+
+@pytest.mark.anyio
+async def test_cron_long_waits_reread_the_wall_clock_daily(clock: MockClock, utc: Utc) -> None:
+    probe = Probe(clock)
+    sched = Scheduler(utc_now=utc).cron("c", flow(probe), Step.START, "0 0 0 1 * *")
+    async with sched.start():
+        await clock.sleep(31 * 86400 + 1)  # 2024-01-01 -> the firing on 2024-02-01
+    assert probe.starts == [31 * 86400]
