@@ -69,6 +69,7 @@ from .tasks import timer as timer
 # --- saga exports ---
 from .tasks import CompensatableTask as CompensatableTask
 from .tasks import compensatable as compensatable
+
 # --- end saga exports ---
 # --- resilience exports ---
 from .resilience import CircuitBreaker as CircuitBreaker

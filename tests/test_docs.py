@@ -56,7 +56,9 @@ def test_demo_runs_and_resumes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("where", "index", "code"), _snippets(), ids=lambda v: str(v) if not isinstance(v, str) or len(v) < 60 else "code"
+    ("where", "index", "code"),
+    _snippets(),
+    ids=lambda v: str(v) if not isinstance(v, str) or len(v) < 60 else "code",
 )
 def test_doc_snippet_runs(where: str, index: int, code: str, tmp_path: Path) -> None:
     script = tmp_path / "snippet.py"

@@ -14,22 +14,22 @@ task.router = router
 task.batch = batch
 
 # --- models (poll, timer, stepped, stream) ---
-from .poll import PollErrorPolicy as PollErrorPolicy  # noqa: E402
-from .poll import PollOutcome as PollOutcome  # noqa: E402
-from .poll import PollTask as PollTask  # noqa: E402
-from .poll import poll as poll  # noqa: E402
-from .stepped import StepOutcome as StepOutcome  # noqa: E402
-from .stepped import SteppedTask as SteppedTask  # noqa: E402
-from .stepped import stepped as stepped  # noqa: E402
-from .stream import CloseReason as CloseReason  # noqa: E402
-from .stream import StreamErrorPolicy as StreamErrorPolicy  # noqa: E402
-from .stream import StreamTask as StreamTask  # noqa: E402
-from .stream import StreamWindow as StreamWindow  # noqa: E402
-from .stream import WindowSignal as WindowSignal  # noqa: E402
-from .stream import stream as stream  # noqa: E402
-from .timer import TimerOutcome as TimerOutcome  # noqa: E402
-from .timer import TimerTask as TimerTask  # noqa: E402
-from .timer import timer as timer  # noqa: E402
+from .poll import PollErrorPolicy as PollErrorPolicy
+from .poll import PollOutcome as PollOutcome
+from .poll import PollTask as PollTask
+from .poll import poll as poll
+from .stepped import StepOutcome as StepOutcome
+from .stepped import SteppedTask as SteppedTask
+from .stepped import stepped as stepped
+from .stream import CloseReason as CloseReason
+from .stream import StreamErrorPolicy as StreamErrorPolicy
+from .stream import StreamTask as StreamTask
+from .stream import StreamWindow as StreamWindow
+from .stream import WindowSignal as WindowSignal
+from .stream import stream as stream
+from .timer import TimerOutcome as TimerOutcome
+from .timer import TimerTask as TimerTask
+from .timer import timer as timer
 
 task.poll = poll
 task.timer = timer

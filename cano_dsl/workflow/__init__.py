@@ -10,11 +10,9 @@ from ._workflow import Workflow as Workflow
 # Dispatchers of further entry kinds register themselves into _engine.DISPATCHERS
 # when imported:
 # --- models dispatchers ---
-# isort: off
 from . import _stepped as _stepped
 from . import _stream as _stream
 
-# isort: on
 # --- end models dispatchers ---
 # --- saga dispatchers ---
 from . import _saga as _saga
