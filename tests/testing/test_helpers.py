@@ -77,3 +77,19 @@ def test_assert_compensation_ran() -> None:
         assert_compensation_ran(["reserve", "charge"], ["charge", "reserve"])
     with pytest.raises(AssertionError, match="index 1"):
         assert_compensation_ran(["charge"], ["charge", "reserve"])
+
+
+@pytest.mark.anyio
+async def test_plugin_fixtures_for_store_and_clock(
+    in_memory_checkpoint_store: object, mock_clock: object
+) -> None:
+    from cano_dsl import CheckpointRow, CheckpointStore, _clock
+    from cano_dsl.testing import MockClock
+
+    assert isinstance(in_memory_checkpoint_store, CheckpointStore)
+    await in_memory_checkpoint_store.append("id", CheckpointRow(0, "A", "t"))
+    assert [r.sequence for r in await in_memory_checkpoint_store.load_run("id")] == [0]
+    assert isinstance(mock_clock, MockClock) and _clock.get_clock() is mock_clock
+    before = mock_clock.now()
+    await _clock.sleep(3600)  # virtual: returns at once
+    assert mock_clock.now() - before >= 3600
