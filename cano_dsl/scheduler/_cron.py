@@ -18,8 +18,10 @@ run 1-7 with 1 = Sunday, as in the ``cron`` crate the original uses (and Quartz)
 the 5-field form they run 0-7 with 0 and 7 = Sunday, as in crontab. Names mean the
 same day in both. Years run 1970-2100.
 
-Day-of-month and day-of-week combine as in crontab: when both are restricted (neither
-starts with ``*`` or ``?``) a day matches if *either* matches; otherwise both must.
+Day-of-month and day-of-week: in the 5-field crontab form, when both are restricted
+(neither starts with ``*`` or ``?``) a day matches if *either* matches, as in crontab;
+in the 6/7-field form a day must match both, as in the ``cron`` crate the original
+uses.
 
 `CronSchedule.next_after` walks the fields from the year down, jumping straight to the
 next allowed value of each, so finding the next firing costs at most a few hundred
@@ -185,7 +187,8 @@ class CronSchedule:
         if text.startswith("@"):
             raise _Invalid(f"unknown shorthand {text!r}")
         fields = text.split()
-        if len(fields) == 5:
+        crontab = len(fields) == 5
+        if crontab:
             fields = ["0", *fields]
             dow = _FieldSpec("day of week", 0, 7, _WEEKDAYS, any_allowed=True)
             shift = 0
@@ -213,8 +216,9 @@ class CronSchedule:
             months=tuple(sorted(month)),
             weekdays=frozenset(weekday),
             years=years,
-            days_restricted=fields[3][0] not in "*?",
-            weekdays_restricted=fields[5][0] not in "*?",
+            # crontab's OR of the two day fields; the 6/7-field form intersects them
+            days_restricted=crontab and fields[3][0] not in "*?",
+            weekdays_restricted=crontab and fields[5][0] not in "*?",
         )
 
     def __repr__(self) -> str:

@@ -62,14 +62,20 @@ def test_next_after_examples(
     assert nxt(expr, start) == expected
 
 
-def test_day_of_month_and_weekday_combine_with_or_when_both_are_restricted() -> None:
-    # The 13th, or any Friday: from 2024-01-01 (Monday) the first is Friday the 5th.
-    s = CronSchedule.parse("0 0 0 13 * FRI")
+def test_crontab_form_combines_restricted_day_fields_with_or() -> None:
+    # 5-field crontab: the 13th, or any Friday (from Monday 2024-01-01: Friday the 5th)
+    s = CronSchedule.parse("0 0 13 * FRI")
     assert list(_take(s.upcoming(at(2024, 1, 1)), 3)) == [
         at(2024, 1, 5),
         at(2024, 1, 12),
         at(2024, 1, 13),
     ]
+
+
+def test_seconds_first_form_intersects_the_day_fields() -> None:
+    # 6-field (the cron crate's form): a Friday that is also the 13th
+    s = CronSchedule.parse("0 0 0 13 * FRI")
+    assert list(_take(s.upcoming(at(2024, 1, 1)), 2)) == [at(2024, 9, 13), at(2024, 12, 13)]
 
 
 def test_a_star_day_field_makes_the_other_one_decide() -> None:
@@ -234,8 +240,9 @@ def expressions(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
         "doms": doms,
         "months": months,
         "dows": dows,
-        "dom_star": dom_text[0] in "*?",
-        "dow_star": dow_text[0] in "*?",
+        # only the 5-field crontab form ORs two restricted day fields
+        "dom_star": dom_text[0] in "*?" or not five,
+        "dow_star": dow_text[0] in "*?" or not five,
     }
     return text, spec
 
