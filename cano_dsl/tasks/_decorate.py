@@ -94,6 +94,8 @@ def check_class(spec: ModelSpec, cls: type, *, register: bool = True) -> None:
     base = spec.base
     missing = [n for n in spec.required if _own_or_inherited(cls, n, base) is None]
     if missing:
+        # a typo of a hook is the likeliest cause: say so first
+        _check_near_misses(spec, cls, where)
         names = ", ".join(f"`{n}`" for n in missing)
         raise TaskDefinitionError(f"{where}: missing required async method(s) {names}")
     for name in spec.required:

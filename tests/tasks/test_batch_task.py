@@ -718,11 +718,6 @@ def test_a_near_miss_hook_name_gets_a_suggestion() -> None:
                 return Step.DONE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_decorate.check_class reports the missing hook before looking for near-misses, "
-    "so a plain typo gets no suggestion (reported to the lead)",
-)
 def test_a_typo_instead_of_the_hook_gets_a_suggestion() -> None:
     with pytest.raises(TaskDefinitionError, match=r"did you mean `process_item`\?"):
 
