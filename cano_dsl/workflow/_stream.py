@@ -29,8 +29,8 @@ from .._errors import CanoError, WorkflowCancelled, WorkflowError, WorkflowTimeo
 from .._observer import notify
 from .._state import TaskResult
 from ..stores._row import CheckpointRow
+from ..tasks._stream_driver import Interrupt, run_stream_session
 from ..tasks.stepped import decode_cursor, encode_cursor
-from ..tasks.stream import Interrupt, run_stream_session
 from ._engine import DISPATCHERS, append_row
 from ._entry import STREAM, Entry, Run
 
