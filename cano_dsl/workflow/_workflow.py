@@ -216,7 +216,12 @@ class Workflow(Generic[S]):
                 f"{method}({state.name}, ...): join_config must be a JoinConfig, "
                 f"got {join_config!r}"
             )
-        self._check_state(join_config.join_state, f"{method}({state.name}) join_state")
+        join_state = join_config.join_state
+        if not isinstance(join_state, enum.Enum) or type(join_state) is not state_type:
+            raise ConfigurationError(
+                f"{method}({state.name}, ...): join_state {join_state!r} is not a member of "
+                f"this workflow's state Enum {state_type.__name__}"
+            )
         task_list = list(tasks)
         configs = []
         for t in task_list:
