@@ -71,6 +71,8 @@ class Entry:
         self.fast = kind in (SINGLE, ROUTER) and self.config.is_plain
         # raced against the cancellation token and the total-timeout deadline
         self.raced = kind not in (COMPENSATABLE, STREAM)
+        # split branches: how to call each one, worked out once at registration
+        self.invokers = [invoker_of(t) for t in tasks]
 
     def call(self, res: Any) -> Callable[[], Awaitable[Any]]:
         """A zero-argument thunk running the task once (for the retry loop)."""

@@ -16,7 +16,7 @@ from .._errors import ConfigurationError, WorkflowError
 from .._observer import notify
 from .._retry import run_with_retries
 from .._state import S, label
-from ._entry import Entry, invoker_of
+from ._entry import Entry
 
 __all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "join_config_error", "run_split"]
 
@@ -196,7 +196,7 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
     finished = [False] * total
     early = False
     limiter = anyio.Semaphore(cfg.bulkhead) if cfg.bulkhead is not None else None
-    invokers = [invoker_of(t) for t in tasks]
+    invokers = entry.invokers
 
     async with anyio.create_task_group() as tg:
 
