@@ -37,6 +37,7 @@ class Entry:
         "configs",
         "fast",
         "invoke",
+        "invokers",
         "join",
         "kind",
         "pass_res",
