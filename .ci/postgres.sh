@@ -81,9 +81,17 @@ _cano_pg_setup() {
     fi
     chmod 700 "$base"
 
-    if [ -f "$base/port" ] && _cano_pg_as "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if [ -f "$base/port" ] && _cano_pg_as "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1 &&
+        _cano_pg_as "$bindir/psql" -h 127.0.0.1 -p "$(cat "$base/port")" -U postgres \
+            -d postgres -tAqc "SELECT 1" >/dev/null 2>&1; then
         port=$(cat "$base/port")
     else
+        # Not running, or only a stale pid file / an unreaped process of a server that
+        # was killed (a session's processes are ended before CI runs): start afresh.
+        if [ -f "$data/postmaster.pid" ]; then
+            _cano_pg_as "$bindir/pg_ctl" -D "$data" stop -m immediate >/dev/null 2>&1 || true
+            rm -f "$data/postmaster.pid"
+        fi
         if [ ! -f "$data/PG_VERSION" ]; then
             rm -rf "$data"
             _cano_pg_as "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 \
@@ -101,11 +109,21 @@ _cano_pg_setup() {
         echo "$port" >"$base/port"
     fi
 
-    if ! _cano_pg_as "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAq \
-        -c "SELECT 1 FROM pg_database WHERE datname = '$db'" 2>/dev/null | grep -q 1; then
-        _cano_pg_as "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db" 2>/dev/null ||
-            { _cano_pg_warn "createdb $db failed"; return 0; }
-    fi
+    # a server just (re)started after an unclean stop may still be recovering: retry
+    local try ok=""
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        if _cano_pg_as "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAq \
+            -c "SELECT 1 FROM pg_database WHERE datname = '$db'" 2>/dev/null | grep -q 1; then
+            ok=1
+            break
+        fi
+        if _cano_pg_as "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db" 2>/dev/null; then
+            ok=1
+            break
+        fi
+        sleep 1
+    done
+    [ -n "$ok" ] || { _cano_pg_warn "createdb $db failed"; return 0; }
 
     export CANO_DSL_TEST_POSTGRES_DSN="postgresql://postgres@127.0.0.1:$port/$db"
     export CANO_DSL_PG_DIR="$base"
