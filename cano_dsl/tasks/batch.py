@@ -51,6 +51,10 @@ async def _retry_item(
     return Err(error)
 
 
+# Ok(v) built in C from the 1-tuples ``zip(values)`` yields: no Python frame per item
+_ok_from_1tuple = partial(tuple.__new__, Ok)
+
+
 async def run_batch(b: Any, res: Resources) -> Any:
     """Run one load → process → finish cycle of batch task ``b``."""
     items = await b.load(res)
@@ -64,16 +68,21 @@ async def run_batch(b: Any, res: Resources) -> Any:
     n = len(items)
     process = b.process_item
     retries = mode.max_attempts > 1
-    new = tuple.__new__
-    results: list[Any] = [None] * n
+    # the hot loop stores raw values; failed slots are collected aside and become Err
+    values: list[Any] = [None] * n
+    failed: dict[int, Err] = {}
     workers = min(conc, n)
     if workers <= 1:
         for i in range(n):
             item = items[i]
             try:
-                results[i] = new(Ok, (await process(item),))
+                values[i] = await process(item)
             except Exception as exc:
-                results[i] = await _retry_item(process, item, mode, exc) if retries else Err(exc)
+                outcome = await _retry_item(process, item, mode, exc) if retries else Err(exc)
+                if isinstance(outcome, Err):
+                    failed[i] = outcome
+                else:
+                    values[i] = outcome.value
     else:
         cursor = 0
 
@@ -84,16 +93,21 @@ async def run_batch(b: Any, res: Resources) -> Any:
                 cursor = i + 1
                 item = items[i]
                 try:
-                    results[i] = new(Ok, (await process(item),))
+                    values[i] = await process(item)
                 except Exception as exc:
-                    results[i] = (
-                        await _retry_item(process, item, mode, exc) if retries else Err(exc)
-                    )
+                    outcome = await _retry_item(process, item, mode, exc) if retries else Err(exc)
+                    if isinstance(outcome, Err):
+                        failed[i] = outcome
+                    else:
+                        values[i] = outcome.value
 
         async with anyio.create_task_group() as tg:
             for _ in range(workers):
                 tg.start_soon(worker)
-    return await b.finish(res, results)
+    outputs: list[Any] = list(map(_ok_from_1tuple, zip(values)))
+    for i, err in failed.items():
+        outputs[i] = err
+    return await b.finish(res, outputs)
 
 
 def _batch_invoker(b: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
