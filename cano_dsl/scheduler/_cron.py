@@ -107,6 +107,9 @@ class _FieldSpec:
     high: int
     names: dict[str, int] | None = None
     any_allowed: bool = False  # ``?``
+    # the top of ``*`` and of an open ``N/S``: crontab's weekday 7 (= 0, Sunday) is
+    # accepted as a value or a range end, but ``*/2`` or ``1/2`` never reach it twice
+    open_high: int | None = None
 
 
 def _number(token: str, spec: _FieldSpec) -> int:
@@ -131,10 +134,11 @@ def _parse_field(text: str, spec: _FieldSpec) -> set[int]:
             if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
                 raise _Invalid(f"{spec.name}: step must be a positive number in {part!r}")
             step = int(step_text)
+        top = spec.open_high if spec.open_high is not None else spec.high
         if base in ("*", "?"):
             if base == "?" and not spec.any_allowed:
                 raise _Invalid(f"{spec.name}: '?' is only allowed in the day fields")
-            low, high = spec.low, spec.high
+            low, high = spec.low, top
         elif "-" in base:
             first, _, last = base.partition("-")
             low, high = _number(first, spec), _number(last, spec)
@@ -142,7 +146,7 @@ def _parse_field(text: str, spec: _FieldSpec) -> set[int]:
                 raise _Invalid(f"{spec.name}: range {base!r} runs backwards")
         else:
             low = _number(base, spec)
-            high = spec.high if slash else low
+            high = top if slash else low
         out.update(range(low, high + 1, step))
     return out
 
@@ -190,7 +194,7 @@ class CronSchedule:
         crontab = len(fields) == 5
         if crontab:
             fields = ["0", *fields]
-            dow = _FieldSpec("day of week", 0, 7, _WEEKDAYS, any_allowed=True)
+            dow = _FieldSpec("day of week", 0, 7, _WEEKDAYS, any_allowed=True, open_high=6)
             shift = 0
         elif len(fields) in (6, 7):
             names = {k: v + 1 for k, v in _WEEKDAYS.items()}

@@ -310,3 +310,11 @@ def _take(it: object, n: int) -> list[datetime.datetime]:
         if len(out) == n:
             break
     return out
+
+
+def test_crontab_weekday_seven_is_a_value_not_the_top_of_a_step() -> None:
+    # 0-7 with 7 = Sunday: `3/2` is Wed and Fri, `5-7` reaches Sunday, `7` is Sunday
+    assert sorted(CronSchedule.parse("* * * * 3/2").weekdays) == [3, 5]
+    assert sorted(CronSchedule.parse("* * * * */2").weekdays) == [0, 2, 4, 6]
+    assert sorted(CronSchedule.parse("* * * * 5-7").weekdays) == [0, 5, 6]
+    assert sorted(CronSchedule.parse("* * * * 7").weekdays) == [0]
