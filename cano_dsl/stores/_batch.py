@@ -22,11 +22,17 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 import anyio
 
-__all__ = ["BatchRunner", "Op", "OpKind"]
+from .._errors import CheckpointStoreError
+from ._row import CheckpointRow
+
+__all__ = ["BatchRunner", "BatchedStore", "Op", "OpKind"]
+
+_S = TypeVar("_S", bound="BatchedStore")
 
 
 class OpKind(enum.Enum):
@@ -144,3 +150,61 @@ class BatchRunner:
             raise
         if op.phase is _Phase.QUEUED:  # woken to lead
             await self._lead()
+
+
+class BatchedStore:
+    """The `CheckpointStore` protocol and the store lifecycle over a `BatchRunner`:
+    subclasses own one blocking connection and implement ``_execute(batch)`` (run in a
+    worker thread, one batch at a time)."""
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._runner = BatchRunner(self._execute)
+
+    def _execute(self, batch: Sequence[Op]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- the CheckpointStore protocol -------------------------------------------------
+
+    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+        """Add ``row`` to ``workflow_id``'s log; a taken sequence raises the conflict error."""
+        await self._submit(Op(OpKind.APPEND, workflow_id, row))
+
+    async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
+        """Every row of ``workflow_id``, ascending by sequence (``[]`` if none)."""
+        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, workflow_id))
+        return rows
+
+    async def clear(self, workflow_id: str) -> None:
+        """Delete ``workflow_id``'s rows (and nothing else); an unknown id is fine."""
+        await self._submit(Op(OpKind.CLEAR, workflow_id))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect (and check or create the schema) now instead of on first use."""
+        await self._submit(Op(OpKind.OPEN))
+
+    async def aclose(self) -> None:
+        """Close the connection once the calls already queued are done. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._runner.submit(Op(OpKind.CLOSE))
+
+    async def __aenter__(self: _S) -> _S:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _submit(self, op: Op) -> Any:
+        if self._closed:
+            raise CheckpointStoreError(f"{self!r} is closed")
+        return await self._runner.submit(op)

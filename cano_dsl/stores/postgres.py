@@ -21,11 +21,11 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Sequence
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 from .._errors import CheckpointStoreError, ConfigurationError
-from ._batch import BatchRunner, Op, OpKind
+from ._batch import BatchedStore, Op, OpKind
 from ._codec import conflict_error, decode_row
 from ._row import CheckpointRow
 
@@ -44,7 +44,7 @@ def _import_psycopg() -> ModuleType:
         ) from exc
 
 
-class PostgresCheckpointStore:
+class PostgresCheckpointStore(BatchedStore):
     """A `CheckpointStore` in a PostgreSQL table.
 
     ``dsn`` is a libpq connection string or URI; ``table`` names the table (default
@@ -77,8 +77,7 @@ class PostgresCheckpointStore:
         self._connect_timeout = max(1, round(connect_timeout))
         self._conn: Any = None
         self._schema_ready = False
-        self._closed = False
-        self._runner = BatchRunner(self._execute)
+        super().__init__()
         t = table
         self._create_sql = f"""CREATE TABLE IF NOT EXISTS {t} (
             workflow_id      text     NOT NULL,
@@ -109,51 +108,6 @@ class PostgresCheckpointStore:
 
     def __repr__(self) -> str:
         return f"PostgresCheckpointStore(<{self._where}>, table={self._table!r})"
-
-    # -- the CheckpointStore protocol -------------------------------------------------
-
-    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
-        """Add ``row`` to ``workflow_id``'s log; a taken sequence raises the conflict error."""
-        await self._submit(Op(OpKind.APPEND, workflow_id, row))
-
-    async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
-        """Every row of ``workflow_id``, ascending by sequence (``[]`` if none)."""
-        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, workflow_id))
-        return rows
-
-    async def clear(self, workflow_id: str) -> None:
-        """Delete ``workflow_id``'s rows (and nothing else); an unknown id is fine."""
-        await self._submit(Op(OpKind.CLEAR, workflow_id))
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def open(self) -> None:
-        """Connect and create the table now instead of on first use."""
-        await self._submit(Op(OpKind.OPEN))
-
-    async def aclose(self) -> None:
-        """Close the connection once the calls already queued are done. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._runner.submit(Op(OpKind.CLOSE))
-
-    async def __aenter__(self) -> PostgresCheckpointStore:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def _submit(self, op: Op) -> Any:
-        if self._closed:
-            raise CheckpointStoreError(f"{self!r} is closed")
-        return await self._runner.submit(op)
 
     # -- worker-thread side ----------------------------------------------------------
 

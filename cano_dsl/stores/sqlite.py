@@ -23,11 +23,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
 from .._errors import CheckpointStoreError, ConfigurationError
-from ._batch import BatchRunner, Op, OpKind
+from ._batch import BatchedStore, Op, OpKind
 from ._codec import conflict_error, decode_row
 from ._row import CheckpointRow
 
@@ -65,7 +64,7 @@ _SELECT = (
 _DELETE = f"DELETE FROM {_TABLE} WHERE workflow_id = ?"
 
 
-class SqliteCheckpointStore:
+class SqliteCheckpointStore(BatchedStore):
     """A `CheckpointStore` in a SQLite file.
 
     ``durability="normal"`` (default) runs the file in WAL mode with
@@ -99,8 +98,7 @@ class SqliteCheckpointStore:
         self._durability: Durability = durability
         self._busy_timeout = float(busy_timeout)
         self._conn: sqlite3.Connection | None = None
-        self._closed = False
-        self._runner = BatchRunner(self._execute)
+        super().__init__()
 
     @property
     def path(self) -> str:
@@ -112,51 +110,6 @@ class SqliteCheckpointStore:
 
     def __repr__(self) -> str:
         return f"SqliteCheckpointStore({self._path!r}, durability={self._durability!r})"
-
-    # -- the CheckpointStore protocol -------------------------------------------------
-
-    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
-        """Add ``row`` to ``workflow_id``'s log; a taken sequence raises the conflict error."""
-        await self._submit(Op(OpKind.APPEND, workflow_id, row))
-
-    async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
-        """Every row of ``workflow_id``, ascending by sequence (``[]`` if none)."""
-        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, workflow_id))
-        return rows
-
-    async def clear(self, workflow_id: str) -> None:
-        """Delete ``workflow_id``'s rows (and nothing else); an unknown id is fine."""
-        await self._submit(Op(OpKind.CLEAR, workflow_id))
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def open(self) -> None:
-        """Open and check the file now instead of on first use."""
-        await self._submit(Op(OpKind.OPEN))
-
-    async def aclose(self) -> None:
-        """Close the connection once the calls already queued are done. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._runner.submit(Op(OpKind.CLOSE))
-
-    async def __aenter__(self) -> SqliteCheckpointStore:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def _submit(self, op: Op) -> Any:
-        if self._closed:
-            raise CheckpointStoreError(f"{self!r} is closed")
-        return await self._runner.submit(op)
 
     # -- worker-thread side ----------------------------------------------------------
 
