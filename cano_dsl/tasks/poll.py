@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, ClassVar, Generic, Literal
 
+import anyio.lowlevel
 import attrs
 
 from .. import _clock
@@ -119,6 +120,8 @@ async def run_poll_loop(p: Any, res: Resources) -> Any:
             errors += 1
             if errors > tolerate:
                 raise
+            # re-poll at once, but let other tasks (and a cancellation) run first
+            await anyio.lowlevel.checkpoint()
             continue
         if type(outcome) is not PollOutcome:
             raise TaskExecutionError(
@@ -130,6 +133,8 @@ async def run_poll_loop(p: Any, res: Resources) -> Any:
         errors = 0
         if outcome.delay > 0:
             await sleep(outcome.delay)
+        else:  # "re-poll now" still yields once, so a poller never starves the loop
+            await anyio.lowlevel.checkpoint()
 
 
 def _poll_invoker(p: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:

@@ -290,3 +290,32 @@ async def test_on_poll_error_may_be_a_plain_attribute() -> None:
             return PollOutcome.ready(Step.DONE)
 
     assert await Attr().run(Resources()) == Step.DONE  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_pending_zero_lets_other_tasks_run() -> None:
+    """A poller re-polling at once must not starve the task it is waiting for."""
+    import enum as _enum
+
+    from cano_dsl import PollOutcome, Workflow, poll
+
+    class St(_enum.Enum):
+        WAIT = _enum.auto()
+        DONE = _enum.auto()
+
+    flag = {"ready": False}
+
+    @poll(state=St)
+    class Waiter:
+        async def poll(self, res: Resources) -> PollOutcome:
+            return PollOutcome.ready(St.DONE) if flag["ready"] else PollOutcome.pending(0)
+
+    async def setter() -> None:
+        await anyio.sleep(0)
+        flag["ready"] = True
+
+    wf = Workflow.bare().register(St.WAIT, Waiter()).add_exit_state(St.DONE)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(setter)
+            assert await wf.orchestrate(St.WAIT) is St.DONE
