@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from .._errors import (
     CanoError,
@@ -42,6 +43,10 @@ __all__ = ["DISPATCHERS", "Dispatcher", "fail", "fsm", "interrupted_error", "mes
 Dispatcher = Callable[["Workflow[Any]", Run, Any, Entry], Awaitable[Any]]
 
 _UNSET: Any = object()
+
+# states run between two forced yields to the event loop (see `fsm`): about a
+# millisecond of a machine whose tasks never await; one decrement per state otherwise
+_YIELD_EVERY = 1024
 
 
 def message_of(exc: BaseException) -> str:
@@ -213,7 +218,18 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
     path = run.path
     state_type = wf._state_type
     inline = not observers and token is None and run.deadline is None
+    deadline = run.deadline
+    until_yield = _YIELD_EVERY
     while True:
+        until_yield -= 1
+        if not until_yield:
+            # A machine whose tasks never await would otherwise hold the event loop for
+            # ever: yield now and then so a token fired elsewhere, an enclosing cancel
+            # scope and the total timeout can still stop it.
+            until_yield = _YIELD_EVERY
+            await anyio.lowlevel.checkpoint()
+            if deadline is not None and anyio.current_time() >= deadline:
+                raise await interrupted_error(wf, run, current, None, cancelled=False)
         if token is not None and token._cancelled:
             raise await interrupted_error(wf, run, current, None, cancelled=True)
         path.append(current)

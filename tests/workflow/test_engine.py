@@ -524,3 +524,56 @@ async def test_token_cancelled_from_another_thread() -> None:
     with anyio.fail_after(5), pytest.raises(StateFailure) as info:
         await wf.orchestrate(Step.A, cancel=token)
     assert info.value.category == "cancelled"
+
+
+class Ping(enum.Enum):
+    PING = enum.auto()
+    PONG = enum.auto()
+    DONE = enum.auto()
+
+
+def _busy_loop() -> Workflow[Ping]:
+    @task(config=TaskConfig.minimal(), name="ping")
+    async def ping() -> Ping:  # never awaits anything
+        return Ping.PONG
+
+    @task(config=TaskConfig.minimal(), name="pong")
+    async def pong() -> Ping:
+        return Ping.PING
+
+    return (
+        Workflow.bare()
+        .register(Ping.PING, ping)
+        .register(Ping.PONG, pong)
+        .add_exit_state(Ping.DONE)
+    )
+
+
+@pytest.mark.anyio
+async def test_a_machine_that_never_awaits_can_still_be_cancelled_by_its_token() -> None:
+    token = CancellationToken()
+
+    async def cancel_soon() -> None:
+        await anyio.sleep(0.01)
+        token.cancel()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_soon)
+            with pytest.raises(StateFailure) as info:
+                await _busy_loop().orchestrate(Ping.PING, cancel=token)
+    assert info.value.category == "cancelled"
+
+
+@pytest.mark.anyio
+async def test_a_machine_that_never_awaits_still_times_out() -> None:
+    with anyio.fail_after(5), pytest.raises(StateFailure) as info:
+        await _busy_loop().with_total_timeout(0.02).orchestrate(Ping.PING)
+    assert info.value.category == "workflow_timeout" and info.value.attempt == 0
+
+
+@pytest.mark.anyio
+async def test_a_machine_that_never_awaits_yields_to_an_enclosing_scope() -> None:
+    with anyio.fail_after(5), anyio.move_on_after(0.02) as scope:
+        await _busy_loop().orchestrate(Ping.PING)
+    assert scope.cancelled_caught
