@@ -30,6 +30,17 @@ class CancellationToken:
         self._thread: int | None = None
         self._loop: Any = None
 
+    @classmethod
+    def disabled(cls) -> CancellationToken:
+        """A token that never fires (``cancel()`` is a no-op); a run given one behaves
+        exactly as a run given no token, with no racing cost."""
+        return _DisabledToken()
+
+    @property
+    def is_disabled(self) -> bool:
+        """Whether this is a `disabled()` token."""
+        return False
+
     @property
     def is_cancelled(self) -> bool:
         return self._cancelled
@@ -82,3 +93,17 @@ class CancellationToken:
 
     def __repr__(self) -> str:
         return f"CancellationToken(cancelled={self._cancelled})"
+
+
+class _DisabledToken(CancellationToken):
+    __slots__ = ()
+
+    @property
+    def is_disabled(self) -> bool:
+        return True
+
+    def cancel(self) -> None:
+        """A disabled token never fires."""
+
+    def __repr__(self) -> str:
+        return "CancellationToken.disabled()"

@@ -4,6 +4,8 @@ pytest plugin (``cano_dsl.testing._plugin``) exposes them as fixtures."""
 
 from __future__ import annotations
 
+from ._faults import PanicOnAttempt as PanicOnAttempt
+from ._faults import panic_on_attempt as panic_on_attempt
 from ._helpers import TestResources as TestResources
 from ._helpers import assert_compensation_ran as assert_compensation_ran
 from ._observer import Event as Event
@@ -21,7 +23,9 @@ __all__ = [
     "Event",
     "InMemoryCheckpointStore",
     "MockClock",
+    "PanicOnAttempt",
     "RecordingObserver",
     "TestResources",
     "assert_compensation_ran",
+    "panic_on_attempt",
 ]

@@ -357,6 +357,8 @@ class Workflow(Generic[S]):
     def _new_run(self, workflow_id: str | None, cancel: CancellationToken | None) -> Run:
         if cancel is not None and not isinstance(cancel, CancellationToken):
             raise ConfigurationError(f"cancel must be a CancellationToken, got {cancel!r}")
+        if cancel is not None and cancel.is_disabled:
+            cancel = None  # never fires: skip the race entirely
         run = Run(workflow_id, cancel)
         limit = self._total_timeout
         if limit is not None:

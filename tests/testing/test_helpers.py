@@ -93,3 +93,37 @@ async def test_plugin_fixtures_for_store_and_clock(
     before = mock_clock.now()
     await _clock.sleep(3600)  # virtual: returns at once
     assert mock_clock.now() - before >= 3600 - 1e-6  # float readings
+
+
+@pytest.mark.anyio
+async def test_panic_on_attempt_fails_fast_by_default_and_recovers_with_retries() -> None:
+    from cano_dsl import RetryExhausted, StateFailure, TaskExecutionError
+    from cano_dsl.testing import panic_on_attempt
+
+    failing = panic_on_attempt(1, Step.DONE)
+    wf = Workflow.bare().register(Step.A, failing).add_exit_state(Step.DONE)
+    with pytest.raises(StateFailure) as info:
+        await wf.orchestrate(Step.A)
+    assert isinstance(info.value.error, TaskExecutionError)
+    assert "panic_on_attempt: forced panic on attempt 1" in str(info.value.error)
+    assert failing.attempts() == 1 and failing.name() == "PanicOnAttempt"
+
+    flaky = panic_on_attempt(2, Step.DONE).with_config(TaskConfig().with_fixed_retry(3, 0))
+    assert await wf.register(Step.A, flaky).orchestrate(Step.A) is Step.DONE
+    assert flaky.attempts() == 3
+
+    stubborn = panic_on_attempt(5, Step.DONE).with_config(TaskConfig().with_fixed_retry(1, 0))
+    with pytest.raises(StateFailure) as info:
+        await wf.register(Step.A, stubborn).orchestrate(Step.A)
+    assert isinstance(info.value.error, RetryExhausted) and info.value.attempt == 2
+
+
+@pytest.mark.anyio
+async def test_disabled_token_never_fires() -> None:
+    from cano_dsl import CancellationToken
+
+    token = CancellationToken.disabled()
+    token.cancel()
+    assert token.is_cancelled is False and token.is_disabled
+    wf = Workflow.bare().register(Step.A, to_b).register(Step.B, to_done).add_exit_state(Step.DONE)
+    assert await wf.orchestrate(Step.A, cancel=token) is Step.DONE
