@@ -35,10 +35,20 @@ class StateEntered:
 class TaskStarted:
     task_id: str
 
+    @property
+    def state(self) -> str:
+        """The original's field name for the task id."""
+        return self.task_id
+
 
 @attrs.frozen
 class TaskSucceeded:
     task_id: str
+
+    @property
+    def state(self) -> str:
+        """The original's field name for the task id."""
+        return self.task_id
 
 
 @attrs.frozen
@@ -48,16 +58,31 @@ class TaskFailed:
     """``str()`` of the underlying error."""
     category: str = ""
 
+    @property
+    def state(self) -> str:
+        """The original's field name for the task id."""
+        return self.task_id
+
 
 @attrs.frozen
 class Retry:
     task_id: str
     attempt: int
 
+    @property
+    def state(self) -> str:
+        """The original's field name for the task id."""
+        return self.task_id
+
 
 @attrs.frozen
 class CircuitOpen:
     task_id: str
+
+    @property
+    def state(self) -> str:
+        """The original's field name for the task id."""
+        return self.task_id
 
 
 @attrs.frozen
@@ -71,12 +96,18 @@ class Resume:
     workflow_id: str
     last_sequence: int
 
+    @property
+    def sequence(self) -> int:
+        """The original's field name for the last persisted row's sequence."""
+        return self.last_sequence
+
 
 @attrs.frozen
 class Cancelled:
     state: str
 
 
+#: Every recorded event type (the original's ``RecordedEvent``).
 Event = Union[
     StateEntered,
     TaskStarted,
