@@ -10,7 +10,7 @@ from __future__ import annotations
 from .._errors import CheckpointStoreError
 from ._row import CheckpointRow, RowKind
 
-__all__ = ["conflict_error", "decode_row"]
+__all__ = ["conflict_error", "decode_row", "row_params"]
 
 
 def conflict_error(workflow_id: str, sequence: int) -> CheckpointStoreError:
@@ -19,6 +19,19 @@ def conflict_error(workflow_id: str, sequence: int) -> CheckpointStoreError:
         f"checkpoint conflict: workflow {workflow_id} already has a row at sequence "
         f"{sequence}; resume the existing run (resume_from) or clear it before starting "
         "a new one"
+    )
+
+
+def row_params(workflow_id: str, row: CheckpointRow) -> tuple[object, ...]:
+    """The INSERT parameters of ``row``, in the tables' column order."""
+    return (
+        workflow_id,
+        row.sequence,
+        row.state,
+        row.task_id,
+        row.output_blob,
+        int(row.kind),
+        row.workflow_version,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Literal
 
 from .._errors import CheckpointStoreError, ConfigurationError
 from ._batch import BatchedStore, Op, OpKind
-from ._codec import conflict_error, decode_row
+from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
 __all__ = ["Durability", "SqliteCheckpointStore"]
@@ -183,15 +183,7 @@ class SqliteCheckpointStore(BatchedStore):
             row: CheckpointRow = op.args[1]
             cur = conn.execute(
                 _INSERT,
-                (
-                    workflow_id,
-                    row.sequence,
-                    row.state,
-                    row.task_id,
-                    row.output_blob,
-                    int(row.kind),
-                    row.workflow_version,
-                ),
+                row_params(workflow_id, row),
             )
             if cur.rowcount == 0:
                 op.fail(conflict_error(workflow_id, row.sequence))
