@@ -29,42 +29,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _floors import PG_INSERT, SQLITE_INSERT, best_interleaved, params, raw_sqlite
 
 from cano_dsl import Resources, TaskConfig, Workflow, task
 from cano_dsl.stores import PostgresCheckpointStore, SqliteCheckpointStore
 
 ROUNDS = 5
 CONCURRENT_RUNS = 16
-_SQLITE_DDL = """CREATE TABLE IF NOT EXISTS t (
-    workflow_id TEXT NOT NULL, sequence INTEGER NOT NULL, state TEXT NOT NULL,
-    task_id TEXT NOT NULL, output_blob BLOB, kind SMALLINT NOT NULL DEFAULT 0,
-    workflow_version INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (workflow_id, sequence)
-) WITHOUT ROWID"""
-_SQLITE_INSERT = "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)"
-_PG_INSERT = (
-    "INSERT INTO {t} (workflow_id, sequence, state, task_id, output_blob, kind, "
-    "workflow_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-)
-
-
-def _params(wid: str, seq: int) -> tuple[Any, ...]:
-    return (wid, seq, "STEP", "step", None, 0, 0)
-
-
-def _raw_sqlite(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute(_SQLITE_DDL)
-    conn.commit()
-    return conn
 
 
 class Loop(enum.Enum):
@@ -89,16 +68,6 @@ def looping_workflow(steps: int) -> Workflow[Loop]:
     return Workflow.bare().register(Loop.STEP, make()).add_exit_state(Loop.DONE)
 
 
-async def _best_interleaved(
-    variants: dict[str, Callable[[], Awaitable[float]]],
-) -> dict[str, float]:
-    best = dict.fromkeys(variants, float("inf"))
-    for _ in range(ROUNDS):
-        for name, measure in variants.items():
-            best[name] = min(best[name], await measure())
-    return best
-
-
 async def _workflow_per_step(store: Any, steps: int, runs: int = 1) -> float:
     async def one(i: int) -> None:
         wf = looping_workflow(steps)
@@ -120,20 +89,20 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
     per_run = max(1, n // CONCURRENT_RUNS)
 
     async def floor_a() -> float:
-        conn = _raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
+        conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
         t0 = time.perf_counter()
         for seq in range(n):
-            conn.execute(_SQLITE_INSERT, _params("run", seq))
+            conn.execute(SQLITE_INSERT, params("run", seq))
             conn.commit()
         dt = time.perf_counter() - t0
         conn.close()
         return dt / n
 
     async def floor_b() -> float:
-        conn = _raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
+        conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
 
         def step(seq: int) -> None:
-            conn.execute(_SQLITE_INSERT, _params("run", seq))
+            conn.execute(SQLITE_INSERT, params("run", seq))
             conn.commit()
 
         t0 = time.perf_counter()
@@ -151,11 +120,11 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
             return await _workflow_per_step(store, n)
 
     async def floor_b_concurrent() -> float:
-        conn = _raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
+        conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
         limiter = anyio.CapacityLimiter(1)
 
         def step(wid: str, seq: int) -> None:
-            conn.execute(_SQLITE_INSERT, _params(wid, seq))
+            conn.execute(SQLITE_INSERT, params(wid, seq))
             conn.commit()
 
         async def run(wid: str) -> None:
@@ -174,7 +143,7 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
         async with SqliteCheckpointStore(tmp / f"{uuid.uuid4().hex}.db") as store:
             return await _workflow_per_step(store, per_run, CONCURRENT_RUNS)
 
-    return await _best_interleaved(
+    return await best_interleaved(
         {
             "floor (a)": floor_a,
             "floor (b)": floor_b,
@@ -182,7 +151,8 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
             "workflow": workflow,
             "16: floor (b)": floor_b_concurrent,
             "16: workflow": workflow_concurrent,
-        }
+        },
+        ROUNDS,
     )
 
 
@@ -206,20 +176,20 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
         return name
 
     async def floor_a() -> float:
-        sql = _PG_INSERT.format(t=fresh_table())
+        sql = PG_INSERT.format(t=fresh_table())
         with psycopg.connect(dsn) as conn:
             t0 = time.perf_counter()
             for seq in range(n):
-                conn.execute(sql, _params("run", seq))
+                conn.execute(sql, params("run", seq))
                 conn.commit()
             return (time.perf_counter() - t0) / n
 
     async def floor_b() -> float:
-        sql = _PG_INSERT.format(t=fresh_table())
+        sql = PG_INSERT.format(t=fresh_table())
         with psycopg.connect(dsn) as conn:
 
             def step(seq: int) -> None:
-                conn.execute(sql, _params("run", seq))
+                conn.execute(sql, params("run", seq))
                 conn.commit()
 
             t0 = time.perf_counter()
@@ -235,12 +205,12 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
             return await _workflow_per_step(store, n)
 
     async def floor_b_concurrent() -> float:
-        sql = _PG_INSERT.format(t=fresh_table())
+        sql = PG_INSERT.format(t=fresh_table())
         limiter = anyio.CapacityLimiter(1)
         with psycopg.connect(dsn) as conn:
 
             def step(wid: str, seq: int) -> None:
-                conn.execute(sql, _params(wid, seq))
+                conn.execute(sql, params(wid, seq))
                 conn.commit()
 
             async def run(wid: str) -> None:
@@ -258,7 +228,7 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
             return await _workflow_per_step(store, per_run, CONCURRENT_RUNS)
 
     try:
-        return await _best_interleaved(
+        return await best_interleaved(
             {
                 "floor (a)": floor_a,
                 "floor (b)": floor_b,
@@ -266,7 +236,8 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
                 "workflow": workflow,
                 "16: floor (b)": floor_b_concurrent,
                 "16: workflow": workflow_concurrent,
-            }
+            },
+            ROUNDS,
         )
     finally:
         for (name,) in admin.execute(

@@ -27,80 +27,46 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _floors import PG_INSERT, SQLITE_INSERT, best_interleaved, params, raw_sqlite
 
 from cano_dsl.stores import CheckpointRow, PostgresCheckpointStore, SqliteCheckpointStore
 
 ROUNDS = 5
 CONCURRENT_RUNS = 16
-_SQLITE_DDL = """CREATE TABLE IF NOT EXISTS t (
-    workflow_id TEXT NOT NULL, sequence INTEGER NOT NULL, state TEXT NOT NULL,
-    task_id TEXT NOT NULL, output_blob BLOB, kind SMALLINT NOT NULL DEFAULT 0,
-    workflow_version INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (workflow_id, sequence)
-) WITHOUT ROWID"""
-_SQLITE_INSERT = "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)"
-_PG_INSERT = (
-    "INSERT INTO {t} (workflow_id, sequence, state, task_id, output_blob, kind, "
-    "workflow_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-)
-
-
-def _params(wid: str, seq: int) -> tuple[Any, ...]:
-    return (wid, seq, "STATE", "bench.Task", None, 0, 0)
 
 
 def _row(seq: int) -> CheckpointRow:
     return CheckpointRow(seq, "STATE", "bench.Task")
 
 
-async def _best_interleaved(
-    variants: dict[str, Callable[[], Awaitable[float]]],
-) -> dict[str, float]:
-    """Best time of each variant over ROUNDS rounds, the variants interleaved within a
-    round so that background load hits them alike."""
-    best = dict.fromkeys(variants, float("inf"))
-    for _ in range(ROUNDS):
-        for name, measure in variants.items():
-            best[name] = min(best[name], await measure())
-    return best
-
-
 # -- SQLite ---------------------------------------------------------------------------
-
-
-def _raw_sqlite(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute(_SQLITE_DDL)
-    conn.commit()
-    return conn
 
 
 async def sqlite_figures(tmp: Path, n: int, synchronous: str) -> dict[str, float]:
     durability = "full" if synchronous == "FULL" else "normal"
 
     async def floor_a() -> float:
-        conn = _raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", synchronous)
+        conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", synchronous)
         t0 = time.perf_counter()
         for seq in range(n):
-            conn.execute(_SQLITE_INSERT, _params("run", seq))
+            conn.execute(SQLITE_INSERT, params("run", seq))
             conn.commit()
         dt = time.perf_counter() - t0
         conn.close()
         return dt / n
 
     async def floor_b() -> float:
-        conn = _raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", synchronous)
+        conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", synchronous)
 
         def step(seq: int) -> None:
-            conn.execute(_SQLITE_INSERT, _params("run", seq))
+            conn.execute(SQLITE_INSERT, params("run", seq))
             conn.commit()
 
         t0 = time.perf_counter()
@@ -122,11 +88,11 @@ async def sqlite_figures(tmp: Path, n: int, synchronous: str) -> dict[str, float
     per_run = max(1, n // CONCURRENT_RUNS)
 
     async def floor_b_concurrent() -> float:
-        conn = _raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", synchronous)
+        conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", synchronous)
         limiter = anyio.CapacityLimiter(1)
 
         def step(wid: str, seq: int) -> None:
-            conn.execute(_SQLITE_INSERT, _params(wid, seq))
+            conn.execute(SQLITE_INSERT, params(wid, seq))
             conn.commit()
 
         async def run(wid: str) -> None:
@@ -156,14 +122,15 @@ async def sqlite_figures(tmp: Path, n: int, synchronous: str) -> dict[str, float
                     tg.start_soon(run, f"run-{i}")
             return (time.perf_counter() - t0) / (per_run * CONCURRENT_RUNS)
 
-    return await _best_interleaved(
+    return await best_interleaved(
         {
             "floor (a) in-loop": floor_a,
             "floor (b) to_thread": floor_b,
             "store": store_seq,
             "16 runs: floor (b) serialised": floor_b_concurrent,
             "16 runs: store": store_concurrent,
-        }
+        },
+        ROUNDS,
     )
 
 
@@ -191,21 +158,21 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
 
     async def floor_a() -> float:
         t = fresh_table()
-        sql = _PG_INSERT.format(t=t)
+        sql = PG_INSERT.format(t=t)
         with psycopg.connect(dsn) as conn:
             t0 = time.perf_counter()
             for seq in range(n):
-                conn.execute(sql, _params("run", seq))
+                conn.execute(sql, params("run", seq))
                 conn.commit()
             return (time.perf_counter() - t0) / n
 
     async def floor_b() -> float:
         t = fresh_table()
-        sql = _PG_INSERT.format(t=t)
+        sql = PG_INSERT.format(t=t)
         with psycopg.connect(dsn) as conn:
 
             def step(seq: int) -> None:
-                conn.execute(sql, _params("run", seq))
+                conn.execute(sql, params("run", seq))
                 conn.commit()
 
             t0 = time.perf_counter()
@@ -223,12 +190,12 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
     per_run = max(1, n // CONCURRENT_RUNS)
 
     async def floor_b_concurrent() -> float:
-        sql = _PG_INSERT.format(t=fresh_table())
+        sql = PG_INSERT.format(t=fresh_table())
         limiter = anyio.CapacityLimiter(1)
         with psycopg.connect(dsn) as conn:
 
             def step(wid: str, seq: int) -> None:
-                conn.execute(sql, _params(wid, seq))
+                conn.execute(sql, params(wid, seq))
                 conn.commit()
 
             async def run(wid: str) -> None:
@@ -255,14 +222,15 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
             return (time.perf_counter() - t0) / (per_run * CONCURRENT_RUNS)
 
     try:
-        out = await _best_interleaved(
+        out = await best_interleaved(
             {
                 "floor (a) in-loop": floor_a,
                 "floor (b) to_thread": floor_b,
                 "store": store_seq,
                 "16 runs: floor (b) serialised": floor_b_concurrent,
                 "16 runs: store": store_concurrent,
-            }
+            },
+            ROUNDS,
         )
     finally:
         for (name,) in admin.execute(
