@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from . import _clock
+from . import _clock, _metrics
 from ._config import TaskConfig
 from ._errors import CircuitOpenError, RetryExhausted, TaskTimeout
 from ._observer import notify
@@ -65,8 +65,11 @@ async def run_attempts(
     breaker = config.circuit_breaker
     timeout = config.attempt_timeout
     attempt = failed_so_far
+    sink = _metrics.SINK
     if attempt:
         assert first_error is not None
+        if sink is not None:
+            sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, attempt, _metrics.OUTCOME_FAILED)
         if attempt >= max_attempts:
             if max_attempts <= 1:
                 raise first_error
@@ -82,6 +85,8 @@ async def run_attempts(
             try:
                 permit = breaker.try_acquire()
             except CircuitOpenError:
+                if sink is not None:
+                    sink.counter(_metrics.CIRCUIT_REJECTIONS_TOTAL, 1, _metrics.NO_LABELS)
                 if observers:
                     notify(observers, "on_circuit_open", task_id)
                 raise
@@ -90,6 +95,8 @@ async def run_attempts(
         except Exception as exc:
             if permit is not None:
                 permit.record_failure()
+            if sink is not None:
+                sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
             attempt += 1
             if attempt >= max_attempts:
                 if max_attempts <= 1:
@@ -108,4 +115,6 @@ async def run_attempts(
             raise
         if permit is not None:
             permit.record_success()
+        if sink is not None:
+            sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
         return result

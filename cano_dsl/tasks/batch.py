@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import anyio
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._config import RetryMode
 from .._errors import TaskDefinitionError
 from .._outcome import Err, Ok, Outcome, make_ok
@@ -57,6 +57,19 @@ _ok_from_1tuple = partial(tuple.__new__, Ok)
 
 async def run_batch(b: Any, res: Resources) -> Any:
     """Run one load → process → finish cycle of batch task ``b``."""
+    sink = _metrics.SINK
+    if sink is None:
+        return await _run_batch(b, res, None)
+    try:
+        result = await _run_batch(b, res, sink)
+    except Exception:
+        sink.counter(_metrics.BATCH_RUNS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+        raise
+    sink.counter(_metrics.BATCH_RUNS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+    return result
+
+
+async def _run_batch(b: Any, res: Resources, sink: _metrics.MetricsSink | None) -> Any:
     items = await b.load(res)
     if not isinstance(items, Sequence):
         items = list(items)
@@ -104,6 +117,8 @@ async def run_batch(b: Any, res: Resources) -> Any:
         async with anyio.create_task_group() as tg:
             for _ in range(workers):
                 tg.start_soon(worker)
+    if sink is not None:
+        _metrics.ok_err(sink, _metrics.BATCH_ITEMS_TOTAL, n - len(failed), len(failed))
     outputs: list[Any] = list(map(_ok_from_1tuple, zip(values)))
     for i, err in failed.items():
         outputs[i] = err

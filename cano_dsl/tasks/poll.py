@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Literal
 import anyio.lowlevel
 import attrs
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._config import TaskConfig, _count, seconds
 from .._errors import TaskDefinitionError, TaskExecutionError
 from .._resources import Resources
@@ -98,6 +98,8 @@ class PollErrorPolicy:
 
 
 _FAIL_FAST = PollErrorPolicy()
+_POLL_READY: _metrics.Labels = (("outcome", "ready"),)
+_POLL_PENDING: _metrics.Labels = (("outcome", "pending"),)
 
 
 async def run_poll_loop(p: Any, res: Resources) -> Any:
@@ -111,6 +113,7 @@ async def run_poll_loop(p: Any, res: Resources) -> Any:
     poll_once = p.poll
     sleep = _clock.sleep
     errors = 0
+    sink = _metrics.SINK
     while True:
         try:
             outcome = await poll_once(res)
@@ -129,7 +132,11 @@ async def run_poll_loop(p: Any, res: Resources) -> Any:
                 f"(PollOutcome.ready(state) or PollOutcome.pending(delay)), got {outcome!r}"
             )
         if outcome.kind == "ready":
+            if sink is not None:
+                sink.counter(_metrics.POLL_ITERATIONS_TOTAL, 1, _POLL_READY)
             return outcome.result
+        if sink is not None:
+            sink.counter(_metrics.POLL_ITERATIONS_TOTAL, 1, _POLL_PENDING)
         errors = 0
         if outcome.delay > 0:
             await sleep(outcome.delay)

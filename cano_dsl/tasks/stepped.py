@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import attrs
 
+from .. import _metrics
 from .._config import TaskConfig
 from .._errors import TaskDefinitionError, TaskExecutionError
 from .._resources import Resources
@@ -108,16 +109,25 @@ def check_step_outcome(task: Any, outcome: Any) -> StepOutcome[Any, Any]:
     return outcome
 
 
+STEP_MORE: _metrics.Labels = (("outcome", "more"),)
+STEP_DONE: _metrics.Labels = (("outcome", "done"),)
+
+
 async def run_stepped(s: Any, res: Resources) -> Any:
     """The in-memory step loop from ``None``; returns the ``done`` result."""
     step = s.step
     cursor: Any = None
+    sink = _metrics.SINK
     while True:
         outcome = await step(res, cursor)
         if type(outcome) is not StepOutcome:
             check_step_outcome(s, outcome)
         if outcome.kind == "done":
+            if sink is not None:
+                sink.counter(_metrics.STEP_ITERATIONS_TOTAL, 1, STEP_DONE)
             return outcome.result
+        if sink is not None:
+            sink.counter(_metrics.STEP_ITERATIONS_TOTAL, 1, STEP_MORE)
         cursor = outcome.cursor
 
 

@@ -8,6 +8,7 @@ from ._faults import PanicOnAttempt as PanicOnAttempt
 from ._faults import panic_on_attempt as panic_on_attempt
 from ._helpers import TestResources as TestResources
 from ._helpers import assert_compensation_ran as assert_compensation_ran
+from ._metrics import RecordingMetricsSink as RecordingMetricsSink
 from ._observer import Cancelled as Cancelled
 from ._observer import Checkpoint as Checkpoint
 from ._observer import CircuitOpen as CircuitOpen
@@ -36,6 +37,7 @@ __all__ = [
     "InMemoryCheckpointStore",
     "MockClock",
     "PanicOnAttempt",
+    "RecordingMetricsSink",
     "RecordingObserver",
     "Resume",
     "Retry",

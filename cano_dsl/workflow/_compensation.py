@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 
+from .. import _metrics
 from .._errors import (
     CanoError,
     CompensationFailed,
@@ -62,9 +63,12 @@ async def drain_stack(
     errors: list[BaseException] = []
     deadline = None if budget is None else anyio.current_time() + budget
     entries = list(reversed(stack))
+    sink = _metrics.SINK
     for pos, (task_id, blob) in enumerate(entries):
         if deadline is not None and anyio.current_time() >= deadline:
             left = entries[pos:]
+            if sink is not None:
+                sink.counter(_metrics.COMPENSATIONS_RUN_TOTAL, len(left), _metrics.RESULT_ERR)
             errors.extend(OrphanedCompensation(tid, b) for tid, b in left)
             errors.append(
                 TaskTimeout(f"compensation deadline elapsed; {len(left)} entries left unprocessed")
@@ -75,8 +79,13 @@ async def drain_stack(
             errors.append(OrphanedCompensation(task_id, blob))
             continue
         err = await _compensate_one(task, res, task_id, blob, deadline)
+        if sink is not None:
+            sink.counter(_metrics.COMPENSATIONS_RUN_TOTAL, 1, _metrics.result(err is None))
         if err is not None:
             errors.append(err)
+    if sink is not None and entries:
+        clean = _metrics.COMPENSATION_CLEAN if not errors else _metrics.COMPENSATION_PARTIAL
+        sink.counter(_metrics.COMPENSATION_DRAINS_TOTAL, 1, clean)
     return errors
 
 

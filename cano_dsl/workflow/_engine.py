@@ -12,12 +12,14 @@ through the compensation drain (`fail`).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
+from .. import _metrics
 from .._errors import (
     CanoError,
     CheckpointStoreError,
@@ -32,7 +34,7 @@ from .._retry import run_attempts, run_with_retries
 from .._state import TaskResult
 from ..stores._row import CheckpointRow
 from ._compensation import drain_stack
-from ._entry import ROUTER, SINGLE, SPLIT, Entry, Run
+from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, Entry, Run
 from ._split import run_split
 
 if TYPE_CHECKING:
@@ -88,10 +90,16 @@ async def clear_log(wf: Workflow[Any], run: Run) -> None:
     store = wf._store
     if store is None or run.workflow_id is None:
         return
+    sink = _metrics.SINK
     try:
         await store.clear(run.workflow_id)
     except Exception as exc:
+        if sink is not None:
+            sink.counter(_metrics.CHECKPOINT_CLEARS_TOTAL, 1, _metrics.RESULT_ERR)
         notify(wf._observers, "on_checkpoint_clear_failed", run.workflow_id, exc)
+        return
+    if sink is not None:
+        sink.counter(_metrics.CHECKPOINT_CLEARS_TOTAL, 1, _metrics.RESULT_OK)
 
 
 async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str) -> None:
@@ -99,10 +107,15 @@ async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str)
     wid = run.workflow_id
     if wid is None:
         raise CheckpointStoreError("checkpointing requires a workflow id (call with_workflow_id)")
+    sink = _metrics.SINK
     try:
         await wf._store.append(wid, row)
     except Exception as exc:
+        if sink is not None:
+            sink.counter(_metrics.CHECKPOINT_APPENDS_TOTAL, 1, _metrics.RESULT_ERR)
         raise CheckpointStoreError(f"{what}: {message_of(exc)}") from exc
+    if sink is not None:
+        sink.counter(_metrics.CHECKPOINT_APPENDS_TOTAL, 1, _metrics.RESULT_OK)
     notify(wf._observers, "on_checkpoint", wid, row.sequence)
     run.sequence = row.sequence + 1
 
@@ -149,6 +162,17 @@ async def interrupted_error(
     return await fail(wf, run, state, err)
 
 
+def task_duration(state: Any, kind: str, started: float) -> None:
+    """Record ``cano_task_duration_seconds{state, kind}`` since ``started``."""
+    sink = _metrics.SINK
+    if sink is not None:
+        sink.histogram(
+            _metrics.TASK_DURATION_SECONDS,
+            time.perf_counter() - started,
+            (("state", state.name), ("kind", kind)),
+        )
+
+
 async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
     """Dispatch ``entry``; race it against the token and the deadline when it is a raced
     kind. Returns the task's raw result or raises the run's final error."""
@@ -158,6 +182,9 @@ async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any
     token = run.token
     error: BaseException | None = None
     value: Any = _UNSET
+    # cano_task_duration_seconds; a compensatable state times itself (before its row)
+    sink = _metrics.SINK
+    started = time.perf_counter() if sink is not None and entry.kind != COMPENSATABLE else None
     run.in_flight = entry
     if entry.raced and (token is not None or run.deadline is not None):
         scope = anyio.CancelScope(deadline=run.deadline if run.deadline is not None else math.inf)
@@ -173,6 +200,8 @@ async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any
                 token._detach(scope)
         # left set when a foreign cancellation propagates, so the run can report it
         run.in_flight = None
+        if started is not None:
+            task_duration(state, entry.kind, started)
         if value is _UNSET and error is None:
             cancelled = token is not None and token.is_cancelled
             raise await interrupted_error(wf, run, state, entry, cancelled=cancelled)
@@ -182,6 +211,8 @@ async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any
         except Exception as exc:
             error = exc
         run.in_flight = None
+        if started is not None:
+            task_duration(state, entry.kind, started)
     if error is not None:
         raise await fail(wf, run, state, error)
     return value
@@ -217,7 +248,8 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
     token = run.token
     path = run.path
     state_type = wf._state_type
-    inline = not observers and token is None and run.deadline is None
+    # with a metrics sink every dispatch goes through `dispatch`, which times it
+    inline = not observers and token is None and run.deadline is None and _metrics.SINK is None
     deadline = run.deadline
     until_yield = _YIELD_EVERY
     while True:

@@ -86,7 +86,7 @@ async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationT
                     run.path.append(state)
         notify(wf._observers, "on_resume", workflow_id, last.sequence)
         run.sequence = last.sequence + 1
-        return await wf._drive(run, resume_state)
+        return await wf._drive_measured(run, resume_state)
     finally:
         with anyio.CancelScope(shield=True):
             await res.teardown_all()

@@ -12,11 +12,13 @@ timeout: a committed side effect always reaches the stack.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
+from .. import _metrics
 from .._errors import (
     CompensationFailed,
     TaskExecutionError,
@@ -131,6 +133,7 @@ async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry:
     loop_config = attrs.evolve(config, attempt_timeout=None) if timeout is not None else config
     if observers:
         notify(observers, "on_task_start", name)
+    started = time.perf_counter() if _metrics.SINK is not None else None
     try:
         nxt, blob = await run_with_retries(
             loop_config,
@@ -139,9 +142,13 @@ async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry:
             observers=observers,
         )
     except Exception as exc:
+        if started is not None:
+            _engine.task_duration(state, COMPENSATABLE, started)
         if observers:
             notify(observers, "on_task_failure", name, exc)
         raise
+    if started is not None:
+        _engine.task_duration(state, COMPENSATABLE, started)
     if observers:
         notify(observers, "on_task_success", name)
     # pushed before the row is written: if the append fails (or the run is cancelled

@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal
 import anyio
 import attrs
 
+from .. import _metrics
 from .._config import optional_seconds
 from .._errors import ConfigurationError, WorkflowError
 from .._observer import notify
@@ -179,6 +180,17 @@ def _error_summary(errors: Sequence[tuple[int, BaseException]]) -> str:
     return "; ".join(parts)
 
 
+def _split_branch_results(sink: _metrics.MetricsSink, result: SplitResult) -> None:
+    name = _metrics.SPLIT_BRANCH_RESULTS_TOTAL
+    for result_label, count in (
+        ("success", len(result.successes)),
+        ("failure", len(result.errors)),
+        ("cancelled", len(result.cancelled)),
+    ):
+        if count:
+            sink.counter(name, count, (("result", result_label),))
+
+
 async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
     """Run every branch of a split entry and return its join state, or raise the
     `WorkflowError` of §4.3."""
@@ -238,6 +250,9 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
 
     timed_out = tg.cancel_scope.cancelled_caught and not early
     result.cancelled = [i for i in range(total) if not finished[i]]
+    sink = _metrics.SINK
+    if sink is not None:
+        _split_branch_results(sink, result)
     if timed_out and kind != "partial_timeout":
         raise WorkflowError("Split task timeout exceeded")
     if observers:

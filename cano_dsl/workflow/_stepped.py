@@ -19,12 +19,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import _metrics
 from .._errors import WorkflowError
 from .._observer import notify
 from .._retry import run_with_retries
 from .._state import TaskResult
 from ..stores._row import CheckpointRow
-from ..tasks.stepped import check_step_outcome, decode_cursor, encode_cursor
+from ..tasks.stepped import (
+    STEP_DONE,
+    STEP_MORE,
+    check_step_outcome,
+    decode_cursor,
+    encode_cursor,
+)
 from ._engine import DISPATCHERS, append_row
 from ._entry import STEPPED, Entry, Run
 
@@ -47,6 +54,7 @@ async def _step_loop(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> A
     what = f"cursor for `{name}`"
     step = task.step
     cursor: bytes | None = run.cursors.pop(label, None)
+    sink = _metrics.SINK
 
     while True:
         blob = cursor
@@ -59,6 +67,9 @@ async def _step_loop(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> A
             return outcome
 
         result = await run_with_retries(config, attempt, task_id=name, observers=observers)
+        if sink is not None:
+            more = type(result) is bytes
+            sink.counter(_metrics.STEP_ITERATIONS_TOTAL, 1, STEP_MORE if more else STEP_DONE)
         if type(result) is bytes:
             if persist:
                 row = CheckpointRow(

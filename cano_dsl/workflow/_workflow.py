@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import enum
 import functools
+import time
 from collections.abc import Iterable
 from typing import Any, Generic, Literal
 
 import anyio
 
+from .. import _metrics
 from .._cancel import CancellationToken
 from .._config import TaskConfig, optional_seconds
 from .._errors import ConfigurationError
@@ -389,7 +391,7 @@ class Workflow(Generic[S]):
         res = self._resources
         await res.setup_all()
         try:
-            return await self._drive(self._new_run(self._workflow_id, cancel), initial)
+            return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
         finally:
             with anyio.CancelScope(shield=True):
                 await res.teardown_all()
@@ -409,6 +411,27 @@ class Workflow(Generic[S]):
             with anyio.CancelScope(shield=True):
                 await self._on_foreign_cancel(run, initial)
             raise
+
+    async def _drive_measured(self, run: Run, initial: S) -> S:
+        """`_drive` for orchestrate / resume_from: the run counter, the duration histogram
+        and the active gauge (REFERENCE §11.3), only when a metrics sink is installed."""
+        sink = _metrics.SINK
+        if sink is None:
+            return await self._drive(run, initial)
+        sink.gauge_add(_metrics.WORKFLOW_ACTIVE, 1, _metrics.NO_LABELS)
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = await self._drive(run, initial)
+            ok = True
+            return result
+        finally:
+            labels = _metrics.outcome(ok)
+            sink.counter(_metrics.WORKFLOW_RUNS_TOTAL, 1, labels)
+            sink.histogram(
+                _metrics.WORKFLOW_DURATION_SECONDS, time.perf_counter() - started, labels
+            )
+            sink.gauge_add(_metrics.WORKFLOW_ACTIVE, -1, _metrics.NO_LABELS)
 
     async def _on_foreign_cancel(self, run: Run, initial: S) -> None:
         """An enclosing cancel scope cancelled the run: report it once and drain."""
