@@ -94,9 +94,7 @@ async def test_active_gauge_is_one_while_the_run_is_in_flight(sink: RecordingMet
         seen.append(sink.gauge_value("cano_workflow_active"))
         return Step.DONE
 
-    await Workflow(Resources()).register(Step.A, peek).add_exit_state(Step.DONE).orchestrate(
-        Step.A
-    )
+    await Workflow(Resources()).register(Step.A, peek).add_exit_state(Step.DONE).orchestrate(Step.A)
     assert seen == [1]
     assert sink.gauge_value("cano_workflow_active") == 0
 
@@ -139,8 +137,8 @@ async def test_attempts_count_every_retry_loop_attempt(sink: RecordingMetricsSin
             raise RuntimeError("not yet")
         return Step.DONE
 
-    await Workflow(Resources()).register(Step.A, flaky).add_exit_state(Step.DONE).orchestrate(
-        Step.A
+    await (
+        Workflow(Resources()).register(Step.A, flaky).add_exit_state(Step.DONE).orchestrate(Step.A)
     )
     assert sink.counter_value("cano_task_attempts_total", outcome="failed") == 2
     assert sink.counter_value("cano_task_attempts_total", outcome="completed") == 1
