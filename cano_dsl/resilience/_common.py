@@ -6,11 +6,39 @@ from __future__ import annotations
 import datetime
 import math
 
+from .. import _clock, _metrics
 from .._config import seconds
 from .._errors import ConfigurationError
 from .._resources import HealthStatus
 
-__all__ = ["NoopResource", "check_count", "check_cost", "check_positive_duration"]
+__all__ = [
+    "NoopResource",
+    "THROTTLED_REJECTED",
+    "THROTTLED_WAITED",
+    "acquired_metrics",
+    "check_count",
+    "check_cost",
+    "check_positive_duration",
+]
+
+THROTTLED_WAITED: _metrics.Labels = (("result", "waited"),)
+THROTTLED_REJECTED: _metrics.Labels = (("result", "rejected"),)
+
+
+def acquired_metrics(cost: int, waiting_since: float | None = None) -> None:
+    """A rate limiter admitted ``cost``: the acquired counter, the tokens consumed (not
+    for 0) and, when the call slept (``waiting_since`` is its first sleep's library-clock
+    reading), the wait histogram."""
+    sink = _metrics.SINK
+    if sink is None:
+        return
+    sink.counter(_metrics.RATE_LIMITER_ACQUIRED_TOTAL, 1, _metrics.NO_LABELS)
+    if cost:
+        sink.counter(_metrics.RATE_LIMITER_TOKENS_CONSUMED_TOTAL, cost, _metrics.NO_LABELS)
+    if waiting_since is not None:
+        sink.histogram(
+            _metrics.RATE_LIMITER_WAIT_SECONDS, _clock.now_fn() - waiting_since, _metrics.NO_LABELS
+        )
 
 
 def check_count(value: object, what: str, *, minimum: int = 1, maximum: int | None = None) -> int:

@@ -28,7 +28,7 @@ from types import TracebackType
 
 import attrs
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._config import seconds
 from .._errors import CircuitOpenError, ConfigurationError
 from ._common import NoopResource, check_count
@@ -184,7 +184,23 @@ class CircuitBreaker(NoopResource):
             permit = _new_permit(CircuitPermit)  # skips a Python-level __init__ frame
             permit._breaker = self
             permit._token = token
+            sink = _metrics.SINK
+            if sink is not None:
+                sink.counter(_metrics.CIRCUIT_ACQUIRES_TOTAL, 1, _ACQUIRED)
             return permit
+        try:
+            permit = self._acquire_locked()
+        except CircuitOpenError:
+            sink = _metrics.SINK
+            if sink is not None:
+                sink.counter(_metrics.CIRCUIT_ACQUIRES_TOTAL, 1, _REJECTED)
+            raise
+        sink = _metrics.SINK
+        if sink is not None:
+            sink.counter(_metrics.CIRCUIT_ACQUIRES_TOTAL, 1, _ACQUIRED)
+        return permit
+
+    def _acquire_locked(self) -> CircuitPermit:
         with self._lock:
             if self._pending:
                 self._drain_locked()
@@ -201,6 +217,8 @@ class CircuitBreaker(NoopResource):
             return CircuitPermit(self, self._epoch << 1 | 1)
 
     def _resolve(self, permit: CircuitPermit, success: bool) -> None:
+        if permit._token is not None:
+            _outcome(success)
         with self._lock:
             token = permit._token
             if token is None:
@@ -216,6 +234,7 @@ class CircuitBreaker(NoopResource):
     def _dropped(self, token: int) -> None:
         # Called from CircuitPermit.__del__, possibly by a collection that runs while
         # this very thread holds the lock: never block, defer instead.
+        _outcome(False)
         self._pending.append((bool(token & 1), token >> 1))
         if self._lock.acquire(blocking=False):
             try:
@@ -232,6 +251,11 @@ class CircuitBreaker(NoopResource):
             self._failure_locked(half_open, epoch)
 
     def _transition(self, state: CircuitState) -> None:
+        sink = _metrics.SINK
+        if sink is not None:
+            labels = _TRANSITIONS.get((self._state, state))
+            if labels is not None:
+                sink.counter(_metrics.CIRCUIT_TRANSITIONS_TOTAL, 1, labels)
         self._state = state
         self._in_flight = 0
         self._successes = 0
@@ -300,6 +324,9 @@ class CircuitPermit:
         breaker = self._breaker
         if token == breaker._closed_token and not breaker._failures and not breaker._pending:
             self._token = None  # CLOSED, current, nothing to reset: a no-op success
+            sink = _metrics.SINK
+            if sink is not None:
+                sink.counter(_metrics.CIRCUIT_OUTCOMES_TOTAL, 1, _SUCCESS)
             return
         breaker._resolve(self, True)
 
@@ -325,6 +352,9 @@ class CircuitPermit:
             breaker._resolve(self, False)
         elif token == breaker._closed_token and not breaker._failures and not breaker._pending:
             self._token = None
+            sink = _metrics.SINK
+            if sink is not None:
+                sink.counter(_metrics.CIRCUIT_OUTCOMES_TOTAL, 1, _SUCCESS)
         else:
             breaker._resolve(self, True)
 
@@ -345,3 +375,21 @@ class CircuitPermit:
 
 
 _new_permit = object.__new__
+
+_ACQUIRED: _metrics.Labels = (("result", "acquired"),)
+_REJECTED: _metrics.Labels = (("result", "rejected"),)
+_SUCCESS: _metrics.Labels = (("outcome", "success"),)
+_FAILURE: _metrics.Labels = (("outcome", "failure"),)
+_TRANSITIONS: dict[tuple[CircuitState, CircuitState], _metrics.Labels] = {
+    (CircuitState.CLOSED, CircuitState.OPEN): (("transition", "closed_to_open"),),
+    (CircuitState.OPEN, CircuitState.HALF_OPEN): (("transition", "open_to_halfopen"),),
+    (CircuitState.HALF_OPEN, CircuitState.CLOSED): (("transition", "halfopen_to_closed"),),
+    (CircuitState.HALF_OPEN, CircuitState.OPEN): (("transition", "halfopen_to_open"),),
+}
+
+
+def _outcome(success: bool) -> None:
+    """``cano_circuit_outcomes_total{outcome}`` for one resolved permit."""
+    sink = _metrics.SINK
+    if sink is not None:
+        sink.counter(_metrics.CIRCUIT_OUTCOMES_TOTAL, 1, _SUCCESS if success else _FAILURE)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._errors import ConfigurationError, RateLimited
 from ._common import NoopResource, check_cost
 from ._meter import Meter
@@ -118,6 +118,13 @@ class MultiRateLimiter(NoopResource):
                     self._refund(held)
                     held = []
                     retry_after = max(tier.meter.time_until(tier.cost), MIN_RETRY_AFTER)
+                    sink = _metrics.SINK
+                    if sink is not None:
+                        sink.counter(
+                            _metrics.MULTI_RATE_LIMITER_THROTTLED_TOTAL,
+                            1,
+                            (("tier", tier.name),),
+                        )
                     raise RateLimited(tier.name, retry_after)
                 held.append((tier, epoch))
         except BaseException:

@@ -16,9 +16,17 @@ from collections import deque
 
 import attrs
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._errors import ConfigurationError
-from ._common import NoopResource, check_cost, check_count, check_positive_duration
+from ._common import (
+    THROTTLED_REJECTED,
+    THROTTLED_WAITED,
+    NoopResource,
+    acquired_metrics,
+    check_cost,
+    check_count,
+    check_positive_duration,
+)
 from ._meter import MIN_WAIT, MeterStatus, Reservation
 
 __all__ = ["RateLimiter", "RateLimiterPolicy"]
@@ -195,6 +203,7 @@ class RateLimiter(NoopResource):
         if cost.__class__ is not int or cost <= 0:
             cost = check_cost(cost)
             if cost == 0:
+                acquired_metrics(0)
                 return True
         with self._lock:
             if self._pending:
@@ -209,12 +218,19 @@ class RateLimiter(NoopResource):
                 self._last = now
             elif elapsed < 0.0:
                 self._last = now
-            if tokens >= cost - self._slack:
+            ok = tokens >= cost - self._slack
+            if ok:
                 tokens -= cost
                 self._tokens = tokens if tokens > 0.0 else 0.0
-                return True
-            self._tokens = tokens
-            return False
+            else:
+                self._tokens = tokens
+        sink = _metrics.SINK
+        if sink is not None:
+            if ok:
+                acquired_metrics(cost)
+            else:
+                sink.counter(_metrics.RATE_LIMITER_THROTTLED_TOTAL, 1, THROTTLED_REJECTED)
+        return ok
 
     async def acquire(self, cost: int = 1) -> None:
         """Take ``cost`` tokens, sleeping on the library clock until they have refilled.
@@ -231,10 +247,14 @@ class RateLimiter(NoopResource):
                     self._tokens = tokens if tokens < self._cap else self._cap
                     self._last = now
                 tokens = self._tokens
-                if elapsed >= 0.0 and tokens >= cost - self._slack:
+                admitted = elapsed >= 0.0 and tokens >= cost - self._slack
+                if admitted:
                     tokens -= cost
                     self._tokens = tokens if tokens > 0.0 else 0.0
-                    return
+            if admitted:
+                if _metrics.SINK is not None:
+                    acquired_metrics(cost)
+                return
         cost = check_cost(cost)
         if cost > self._cap:
             raise ConfigurationError(
@@ -242,13 +262,22 @@ class RateLimiter(NoopResource):
                 "admitted (raise max_tokens or burst, or lower the cost)"
             )
         if cost == 0:
+            acquired_metrics(0)
             return
+        started: float | None = None
         while True:
             with self._lock:
                 wait = self._wait_for(cost)
                 if wait == 0.0:
                     self._tokens = max(self._tokens - cost, 0.0)
-                    return
+            if wait == 0.0:
+                acquired_metrics(cost, started)
+                return
+            sink = _metrics.SINK
+            if sink is not None:
+                sink.counter(_metrics.RATE_LIMITER_THROTTLED_TOTAL, 1, THROTTLED_WAITED)
+                if started is None:
+                    started = _clock.now_fn()
             await _clock.sleep(min(max(wait, MIN_WAIT), _clock.MAX_SLEEP))
 
     def try_reserve(self, cost: int = 1) -> Reservation | None:

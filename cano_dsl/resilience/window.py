@@ -16,9 +16,17 @@ from collections import deque
 
 import attrs
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._errors import ConfigurationError
-from ._common import NoopResource, check_cost, check_count, check_positive_duration
+from ._common import (
+    THROTTLED_REJECTED,
+    THROTTLED_WAITED,
+    NoopResource,
+    acquired_metrics,
+    check_cost,
+    check_count,
+    check_positive_duration,
+)
 from ._meter import MIN_WAIT, MeterStatus, Reservation
 
 __all__ = ["WindowPolicy", "WindowedRateLimiter"]
@@ -159,6 +167,7 @@ class WindowedRateLimiter(NoopResource):
         if cost.__class__ is not int or cost <= 0:
             cost = check_cost(cost)
             if cost == 0:
+                acquired_metrics(0)
                 return True
         with self._lock:
             if self._pending:
@@ -172,10 +181,16 @@ class WindowedRateLimiter(NoopResource):
             elif elapsed < 0.0:
                 self._start = now
             used = self._used + cost
-            if used <= self._limit:
+            ok = used <= self._limit
+            if ok:
                 self._used = used
-                return True
-            return False
+        sink = _metrics.SINK
+        if sink is not None:
+            if ok:
+                acquired_metrics(cost)
+            else:
+                sink.counter(_metrics.RATE_LIMITER_THROTTLED_TOTAL, 1, THROTTLED_REJECTED)
+        return ok
 
     async def acquire(self, cost: int = 1) -> None:
         """Count ``cost`` units, sleeping on the library clock until the window resets
@@ -186,14 +201,25 @@ class WindowedRateLimiter(NoopResource):
                 f"cost {cost} exceeds the window limit {self._limit}: it can never be admitted"
             )
         if cost == 0:
+            acquired_metrics(0)
             return
+        started: float | None = None
         while True:
             with self._lock:
                 now = self._roll_locked()
-                if self._used + cost <= self._limit:
+                admitted = self._used + cost <= self._limit
+                if admitted:
                     self._used += cost
-                    return
-                wait = self._until_reset(now)
+                else:
+                    wait = self._until_reset(now)
+            if admitted:
+                acquired_metrics(cost, started)
+                return
+            sink = _metrics.SINK
+            if sink is not None:
+                sink.counter(_metrics.RATE_LIMITER_THROTTLED_TOTAL, 1, THROTTLED_WAITED)
+                if started is None:
+                    started = _clock.now_fn()
             await _clock.sleep(min(max(wait, MIN_WAIT), _clock.MAX_SLEEP))
 
     def try_reserve(self, cost: int = 1) -> Reservation | None:
