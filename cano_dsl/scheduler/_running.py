@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,7 +26,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._cancel import CancellationToken
 from .._errors import WorkflowError, category_of
 from ._backoff import STREAK_MAX, BackoffPolicy
@@ -42,6 +43,18 @@ logger = logging.getLogger("cano_dsl.scheduler")
 SHUTDOWN_TIMEOUT = 30.0
 
 _NOT_RUNNING = "Scheduler not running — call start() before {}()"
+
+
+def _flow_run(sink: _metrics.MetricsSink, flow: str, ok: bool, started: float) -> None:
+    """``cano_scheduler_flow_runs_total{flow, outcome}`` and the flow's duration."""
+    sink.counter(
+        _metrics.SCHEDULER_FLOW_RUNS_TOTAL,
+        1,
+        (("flow", flow), ("outcome", "completed" if ok else "failed")),
+    )
+    sink.histogram(
+        _metrics.SCHEDULER_FLOW_DURATION_SECONDS, time.perf_counter() - started, (("flow", flow),)
+    )
 
 
 class _Flow:
@@ -199,17 +212,27 @@ class RunningScheduler:
         if not self._running:
             token.cancel()
         settled = False
+        sink = _metrics.SINK
+        if sink is not None:
+            sink.gauge_add(_metrics.SCHEDULER_ACTIVE_FLOWS, 1, _metrics.NO_LABELS)
+            started = time.perf_counter()
         try:
             await flow.spec.workflow.execute_flow(flow.spec.initial, cancel=token)
         except Exception as exc:
+            if sink is not None:
+                _flow_run(sink, flow.id, False, started)
             self._apply_failure(flow, exc)
             settled = True
         else:
+            if sink is not None:
+                _flow_run(sink, flow.id, True, started)
             flow.status = FlowStatus.COMPLETED
             flow.failure_streak = 0
             flow.next_eligible = None
             settled = True
         finally:
+            if sink is not None:
+                sink.gauge_add(_metrics.SCHEDULER_ACTIVE_FLOWS, -1, _metrics.NO_LABELS)
             flow.token = None
             if not settled:  # cancelled from outside, or a BaseException: never stay Running
                 flow.status = FlowStatus.IDLE
@@ -224,7 +247,10 @@ class RunningScheduler:
         message = str(exc)
         streak = min(flow.failure_streak + 1, STREAK_MAX)
         flow.failure_streak = streak
+        sink = _metrics.SINK
         if flow.policy.is_tripped(streak):
+            if sink is not None:
+                sink.counter(_metrics.SCHEDULER_FLOW_TRIPPED_TOTAL, 1, (("flow", flow.id),))
             flow.next_eligible = None
             flow.status = Tripped(streak=streak, last_error=message)
             logger.warning("scheduled flow %r tripped after %d failures: %s", flow.id, streak, exc)
@@ -233,6 +259,8 @@ class RunningScheduler:
         until = self._utc_now() + datetime.timedelta(seconds=delay)
         flow.next_eligible = until
         flow.status = Backoff(until=until, streak=streak, last_error=message)
+        if sink is not None:
+            sink.counter(_metrics.SCHEDULER_FLOW_BACKOFF_TOTAL, 1, (("flow", flow.id),))
         logger.info(
             "scheduled flow %r failed (streak %d), backing off %.3fs: %s",
             flow.id,

@@ -13,7 +13,7 @@ from typing import Any, cast
 import anyio
 import anyio.lowlevel
 
-from .. import _clock
+from .. import _clock, _metrics
 from .._cancel import CancellationToken
 from .._config import TaskConfig
 from .._errors import TaskDefinitionError, TaskExecutionError, TaskTimeout
@@ -156,6 +156,13 @@ class _Pump:
             self.wake = None
 
 
+def _item_failed() -> None:
+    """``cano_stream_items_total{result=err}`` for one failed item (the error path)."""
+    sink = _metrics.SINK
+    if sink is not None:
+        sink.counter(_metrics.STREAM_ITEMS_TOTAL, 1, _metrics.RESULT_ERR)
+
+
 def _full_window(signal: WindowSignal[Any], last: Any) -> tuple[int, Any, Any]:
     """After a full window's flush: keep going, or stop at the signal's state."""
     if signal.kind == "continue":
@@ -225,6 +232,7 @@ class _Session:
                     f"(output, cursor), got {pair!r}"
                 )
         except Exception:
+            _item_failed()
             if self.skip:
                 return last
             if self.tolerate < 0:
@@ -249,12 +257,18 @@ class _Session:
         return result
 
     async def _flush(self, outputs: list[Any]) -> WindowSignal[Any]:
+        # the window's processed items are counted here, once per window
+        sink = _metrics.SINK
+        if sink is not None and outputs:
+            sink.counter(_metrics.STREAM_ITEMS_TOTAL, len(outputs), _metrics.RESULT_OK)
         signal = await self.task.flush_window(self.res, outputs)
         if type(signal) is not WindowSignal:
             raise TaskExecutionError(
                 f"{type(self.task).__qualname__}.flush_window must return a WindowSignal "
                 f"(WindowSignal.continue_() or WindowSignal.stop(state)), got {signal!r}"
             )
+        if sink is not None:
+            sink.counter(_metrics.STREAM_WINDOWS_TOTAL, 1, _metrics.NO_LABELS)
         return signal
 
     async def _drain(self, outputs: list[Any], last: Any) -> tuple[int, Any, Any]:
@@ -310,6 +324,7 @@ class _Session:
                                 f"tuple (output, cursor), got {pair!r}"
                             )
                     except Exception:
+                        _item_failed()
                         if self.skip:
                             continue
                         if self.tolerate < 0:
@@ -531,12 +546,20 @@ async def run_stream_in_memory(task: Any, res: Resources) -> Any:
     cooperative drain. Returns the next state."""
     config = constant(task, "config")
     timeout = config.attempt_timeout if isinstance(config, TaskConfig) else None
-    it = await _open(task, res, None, None)
-    assert it is not None
+    sink = _metrics.SINK
     try:
-        _, result = await _consume(task, res, it, timeout, None, None)
-    finally:
-        await _close(it)
+        it = await _open(task, res, None, None)
+        assert it is not None
+        try:
+            _, result = await _consume(task, res, it, timeout, None, None)
+        finally:
+            await _close(it)
+    except Exception:
+        if sink is not None:
+            sink.counter(_metrics.STREAM_RUNS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+        raise
+    if sink is not None:
+        sink.counter(_metrics.STREAM_RUNS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
     return result
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import _metrics
 from .._errors import CanoError, WorkflowCancelled, WorkflowError, WorkflowTimeout
 from .._observer import notify
 from .._state import TaskResult
@@ -66,6 +67,7 @@ async def dispatch_stream(wf: Workflow[Any], run: Run, state: Any, entry: Entry)
 
     if observers:
         notify(observers, "on_task_start", name)
+    sink = _metrics.SINK
     interrupted: CanoError | None = None
     try:
         cursor = None if blob is None else decode_cursor(blob, what)
@@ -84,6 +86,10 @@ async def dispatch_stream(wf: Workflow[Any], run: Run, state: Any, entry: Entry)
                 raise WorkflowError(_SPLIT_MESSAGE)
             result = result.states[0]
     except Exception as exc:
+        if sink is not None:
+            cancelled = exc is interrupted and isinstance(exc, WorkflowCancelled)
+            labels = _metrics.OUTCOME_CANCELLED if cancelled else _metrics.OUTCOME_FAILED
+            sink.counter(_metrics.STREAM_RUNS_TOTAL, 1, labels)
         if observers:
             notify(observers, "on_task_failure", name, exc)
         if exc is interrupted:
@@ -93,6 +99,8 @@ async def dispatch_stream(wf: Workflow[Any], run: Run, state: Any, entry: Entry)
                 run.cancel_reported = True
                 notify(observers, "on_cancelled", label)
         raise
+    if sink is not None:
+        sink.counter(_metrics.STREAM_RUNS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
     if observers:
         notify(observers, "on_task_success", name)
     return result
