@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from .._config import TaskConfig
 from .._errors import TaskDefinitionError
@@ -13,13 +13,9 @@ from .._resources import Resources
 from ._base import TASK_SPEC, NextState, Task
 from ._decorate import ModelDecorator
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["FunctionTask", "task"]
 
 C = TypeVar("C", bound=type)
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 class FunctionTask(Task[Any]):
