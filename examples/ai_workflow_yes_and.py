@@ -62,15 +62,15 @@ class ImprovModel(Protocol):
 class ScriptedModel:
     """An offline partner: strings stock phrases together, seeded, no network."""
 
-    PEOPLE = ["a retired pilot", "two curious kids", "the night baker", "a talking parrot"]
-    TWISTS = [
+    PEOPLE = ("a retired pilot", "two curious kids", "the night baker", "a talking parrot")
+    TWISTS = (
         "found a map hidden under the floorboards",
         "realised the clocks were running backwards",
         "opened a door that had not been there yesterday",
         "heard the radio read out their names",
         "discovered the recipe was written in code",
         "watched the fog spell out a warning",
-    ]
+    )
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -201,6 +201,8 @@ if __name__ == "__main__":
     parser.add_argument("--model", default="gemma3", help="Ollama model name")
     args = parser.parse_args()
     chosen: ImprovModel = (
-        OllamaModel(args.ollama, args.model, timeout=10) if args.ollama else ScriptedModel(args.seed)
+        OllamaModel(args.ollama, args.model, timeout=10)
+        if args.ollama
+        else ScriptedModel(args.seed)
     )
     anyio.run(main, chosen, args.seed)

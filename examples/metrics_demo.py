@@ -108,7 +108,9 @@ async def main() -> None:
     finally:
         uninstall_metrics()
     assert scheduled is not None
-    print(f"3 direct runs, {scheduled.run_count} scheduled runs, fetch called {fetch_calls['n']} times")
+    print(
+        f"3 direct runs, {scheduled.run_count} scheduled runs, fetch called {fetch_calls['n']} times"
+    )
     print("\n=== cano metrics ===")
     for line in dump(reader):
         print(f"  {line}")

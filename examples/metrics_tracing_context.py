@@ -121,7 +121,9 @@ def dump(reader: InMemoryMetricReader) -> list[str]:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 for point in metric.data.data_points:
-                    labels = ",".join(f"{k}={v}" for k, v in sorted((point.attributes or {}).items()))
+                    labels = ",".join(
+                        f"{k}={v}" for k, v in sorted((point.attributes or {}).items())
+                    )
                     shown = f"{metric.name}{{{labels}}}" if labels else metric.name
                     value = getattr(point, "value", None)
                     if value is None:

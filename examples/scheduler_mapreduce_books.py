@@ -155,9 +155,7 @@ class AnalyzeBook:
         hits = Counter(w for w in words if w in PREPOSITIONS)
         store.put(
             f"analysis:{self.book_id}",
-            BookAnalysis(
-                self.book_id, self.batch, len(words), sum(hits.values()), frozenset(hits)
-            ),
+            BookAnalysis(self.book_id, self.batch, len(words), sum(hits.values()), frozenset(hits)),
         )
         return Stage.SUMMARIZE_BATCH
 
@@ -170,9 +168,7 @@ class SummarizeBatch:
     async def run(self, res: Resources) -> Stage:
         store = res.get("store", MemoryStore)
         found = tuple(
-            store.get(f"analysis:{b}", BookAnalysis)
-            for b in self.books
-            if f"analysis:{b}" in store
+            store.get(f"analysis:{b}", BookAnalysis) for b in self.books if f"analysis:{b}" in store
         )
         if not found:
             raise LookupError(f"{self.batch}: no book was analysed")

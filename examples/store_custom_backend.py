@@ -74,7 +74,9 @@ class ReadBack:
     async def run(self, res: Resources) -> Step:
         for key in ("ns_a", "ns_b"):
             ns = res.get(key, NamespacedStore)
-            print(f"  read back {ns.namespace} -> result={ns.get('result', int)}, label={ns.get('label')!r}")
+            print(
+                f"  read back {ns.namespace} -> result={ns.get('result', int)}, label={ns.get('label')!r}"
+            )
         shared = res.get("mem", MemoryStore)
         print(f"  keys in the shared MemoryStore: {sorted(shared.keys())}")
         return Step.LOAD_LARGE

@@ -133,7 +133,9 @@ def print_trees(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> None:
             for e in span.events
         ]
         extra = f" events={events}" if events else ""
-        print(f"  {'  ' * depth}{span.name} [{span.status.status_code.name}] {ms:.0f} ms {attrs}{extra}")
+        print(
+            f"  {'  ' * depth}{span.name} [{span.status.status_code.name}] {ms:.0f} ms {attrs}{extra}"
+        )
         for child in sorted(by_parent[span.context.span_id], key=lambda c: c.start_time):
             walk(child, depth + 1)
 
@@ -142,7 +144,9 @@ def print_trees(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> None:
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="    log %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.basicConfig(
+        level=logging.INFO, format="    log %(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
     observer = TracingObserver(tracer)
 
     print("1. basic workflow")

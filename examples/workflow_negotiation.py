@@ -104,10 +104,7 @@ async def negotiate(budget: int, rng: random.Random) -> None:
             f"({discount:.1f}% below the asking price)\n"
         )
     else:
-        print(
-            f"-> NO_DEAL after {result.round} rounds, "
-            f"${result.offer - result.budget} apart\n"
-        )
+        print(f"-> NO_DEAL after {result.round} rounds, ${result.offer - result.budget} apart\n")
 
 
 async def main(seed: int) -> None:

@@ -74,7 +74,9 @@ class ResultsDb:
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False)
         with conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS results (name TEXT PRIMARY KEY, value INTEGER)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS results (name TEXT PRIMARY KEY, value INTEGER)"
+            )
         return conn
 
     async def setup(self) -> None:
@@ -102,9 +104,11 @@ class ResultsDb:
 
     async def load(self, name: str) -> int:
         def read() -> int:
-            row = self._connection().execute(
-                "SELECT value FROM results WHERE name = ?", (name,)
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT value FROM results WHERE name = ?", (name,))
+                .fetchone()
+            )
             if row is None:
                 raise KeyError(f"{name} is not in the results table")
             return int(row[0])

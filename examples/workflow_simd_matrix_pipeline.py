@@ -78,7 +78,10 @@ class Kernels:
             return scaled if acc is None else acc + scaled
         if acc is None:
             return [[x * factor for x in row] for row in m]
-        return [[a + x * factor for a, x in zip(ra, rm, strict=True)] for ra, rm in zip(acc, m, strict=True)]
+        return [
+            [a + x * factor for a, x in zip(ra, rm, strict=True)]
+            for ra, rm in zip(acc, m, strict=True)
+        ]
 
     def stats(self, m: Matrix) -> tuple[float, float, float]:
         if self.np is not None:
@@ -143,7 +146,9 @@ class Transform:
                 acc = k.scale_add(acc, m, self.factor)
             return [acc]
 
-        combined = await timed(f"TRANSFORM {len(products)} products (x{self.factor}, summed)", combine)
+        combined = await timed(
+            f"TRANSFORM {len(products)} products (x{self.factor}, summed)", combine
+        )
         store.put("transformed", combined)
         return Stage.STATISTICS
 
@@ -199,7 +204,9 @@ async def main(pure: bool, size: int) -> None:
     started = time.perf_counter()
     final = await wf.orchestrate(Stage.GENERATE)
     print(f"\n{final.name} in {(time.perf_counter() - started) * 1000:.0f} ms")
-    print(f"products: {len(store.get('products', list))}, summaries: {len(store.get('statistics', list))}")
+    print(
+        f"products: {len(store.get('products', list))}, summaries: {len(store.get('statistics', list))}"
+    )
 
 
 if __name__ == "__main__":
