@@ -191,7 +191,7 @@ async def main() -> None:
     )
     logging.getLogger("tracing_demo").setLevel(logging.WARNING)  # quiet while it repeats
     async with Scheduler().every_seconds("traced", scheduled, Flow.START, 0.3).start() as running:
-        await anyio.sleep(1.0)
+        await anyio.sleep(0.85)
         info = running.status("traced")
     logging.getLogger("tracing_demo").setLevel(logging.INFO)
     spans = exporter.get_finished_spans()
