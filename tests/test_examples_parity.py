@@ -419,3 +419,26 @@ def test_workflow_on_request_serves_until_stopped() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_index_page_lists_every_cano_example_with_an_existing_port() -> None:
+    """docs/examples.md has one row per cano example (53), each naming a Python file
+    of the same name that exists, and every example script is in the index."""
+    index = (ROOT / "docs" / "examples.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| \[`(\w+)`\]\(https://github\.com/nassor/cano/blob/main/cano/"
+        r"examples/(\w+)\.rs\) \| `examples/(\w+)\.py` \|",
+        index,
+        re.M,
+    )
+    assert len(rows) == 53
+    assert len({name for name, _, _ in rows}) == 53
+    for name, rust, python in rows:
+        assert name == rust == python
+        assert (ROOT / "examples" / f"{python}.py").is_file(), python
+    scripts = {p.stem for p in (ROOT / "examples").glob("*.py")} - {
+        "_book_corpus",
+        "demo",
+        "cli_demo",
+    }
+    assert scripts == {name for name, _, _ in rows}
