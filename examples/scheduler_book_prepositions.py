@@ -124,7 +124,7 @@ async def run_and_wait(running: RunningScheduler, ids: list[str]) -> None:
     for flow_id in ids:
         await running.trigger(flow_id)
     with anyio.fail_after(30):
-        while any(running.status(i).status == FlowStatus.RUNNING for i in ids):  # type: ignore[union-attr]
+        while any(f.status == FlowStatus.RUNNING for f in running.list() if f.id in ids):
             await anyio.sleep(0.01)
 
 

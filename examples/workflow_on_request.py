@@ -120,8 +120,8 @@ async def handle(stream: anyio.abc.SocketStream) -> None:
         try:
             first_line, body = await read_message(stream)
         except (anyio.EndOfStream, anyio.BrokenResourceError, ValueError):
-            return
-        method, path, _ = first_line.split(" ", 2)
+            return  # the client went away, or sent something that is not HTTP
+        method, path, *_ = [*first_line.split(" "), "", ""]
         if (method, path) != ("POST", "/process"):
             status, reply = 404, {"error": "only POST /process is served"}
         else:
@@ -185,7 +185,10 @@ if __name__ == "__main__":
     parser.add_argument("--serve", action="store_true", help="keep serving until Ctrl-C")
     parser.add_argument("--port", type=int, default=4001, help="port for --serve")
     args = parser.parse_args()
-    try:
-        anyio.run(serve, args.port) if args.serve else anyio.run(demo)
-    except KeyboardInterrupt:
-        pass
+    if not args.serve:
+        anyio.run(demo)
+    else:
+        try:
+            anyio.run(serve, args.port)
+        except KeyboardInterrupt:
+            pass

@@ -416,6 +416,12 @@ def test_workflow_on_request_serves_until_stopped() -> None:
                     raise
                 time.sleep(0.1)
         assert body == {"original": "one two three", "word_count": 3, "uppercased": "ONE TWO THREE"}
+        # a request that is not HTTP gets an error reply, and the server keeps serving
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"GARBAGE\r\n\r\n")
+            assert raw.recv(200).startswith(b"HTTP/1.1 404 ")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            assert json.loads(reply.read())["word_count"] == 3
     finally:
         proc.kill()
         proc.wait(timeout=30)
