@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio
 
-from cano_dsl import Scheduler, TaskConfig, Workflow, task
+from cano_dsl import FlowStatus, Scheduler, TaskConfig, Workflow, task
 
 try:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -104,6 +104,9 @@ async def main() -> None:
         sched = Scheduler().every_seconds("demo_flow", workflow(observer), Step.FETCH, 0.5)
         async with sched.start() as running:
             await anyio.sleep(1.2)
+            # stop between runs, so no run is cut short by the shutdown
+            while any(f.status == FlowStatus.RUNNING for f in running.list()):
+                await anyio.sleep(0.01)
             scheduled = running.status("demo_flow")
     finally:
         uninstall_metrics()

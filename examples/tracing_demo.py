@@ -27,7 +27,7 @@ from collections import defaultdict
 
 import anyio
 
-from cano_dsl import MemoryStore, Resources, Scheduler, TaskConfig, Workflow, task
+from cano_dsl import FlowStatus, MemoryStore, Resources, Scheduler, TaskConfig, Workflow, task
 
 try:
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -192,6 +192,8 @@ async def main() -> None:
     logging.getLogger("tracing_demo").setLevel(logging.WARNING)  # quiet while it repeats
     async with Scheduler().every_seconds("traced", scheduled, Flow.START, 0.3).start() as running:
         await anyio.sleep(0.85)
+        while any(f.status == FlowStatus.RUNNING for f in running.list()):
+            await anyio.sleep(0.01)  # stop between runs, not in the middle of one
         info = running.status("traced")
     logging.getLogger("tracing_demo").setLevel(logging.INFO)
     spans = exporter.get_finished_spans()
