@@ -1,8 +1,18 @@
 """The README's set-up commands, CI's test command and every Python snippet in the
-README and docs/ are kept honest here."""
+README and docs/ are kept honest here, and the built site is checked to render them.
+
+Fences: every ```` ```python ```` fence is executed. A Python fence that must not run is
+written ```` ```python {.no-run} ```` (an attribute list pymdownx.superfences renders);
+shell lines go in ```` ```bash ```` fences and sessions with output in ```` ```console ````,
+which are never executed. A bare word after the language (```` ```bash no-run ````) is
+not a fence to superfences: the page would show it as text, which the render tests catch.
+"""
 
 from __future__ import annotations
 
+import ast
+import html
+import os
 import re
 import subprocess
 import sys
@@ -53,6 +63,31 @@ def test_demo_runs_and_resumes(tmp_path: Path) -> None:
     assert "failed in EXPRESS: warehouse offline" in proc.stdout
     assert "path: EXPRESS -> SHIPPED" in proc.stdout
     assert "log cleared: True" in proc.stdout
+    # counted from what happened: the tax service fails once, the payment gateway twice
+    assert "(5 tax calls, 1 item retry)" in proc.stdout
+    assert "task retries (from the recorded events): charge x2" in proc.stdout
+    assert (tmp_path / "d.sqlite3").exists()  # --db keeps the file
+
+
+def test_demo_without_db_leaves_no_file_behind(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert str(tmp_path) in proc.stdout  # it did checkpoint under the temp dir
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_imports_public_names_only() -> None:
+    tree = ast.parse((ROOT / "examples" / "demo.py").read_text(encoding="utf-8"))
+    modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    private = [m for m in modules if m != "__future__" and "._" in f".{m}"]
+    assert private == []
 
 
 @pytest.mark.parametrize(
@@ -67,3 +102,94 @@ def test_doc_snippet_runs(where: str, index: int, code: str, tmp_path: Path) -> 
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert proc.returncode == 0, f"{where} snippet #{index} failed:\n{proc.stderr}"
+
+
+# --- the built site -------------------------------------------------------------------
+
+DOCS = ROOT / "docs"
+FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+HTML_HEADING = re.compile(r"<h([1-6])[^>]*>(.*?)</h\1>", re.S)
+PRE = re.compile(r"<pre\b.*?</pre>", re.S)
+TAG = re.compile(r"<[^>]+>")
+
+
+def _pages() -> list[Path]:
+    return sorted(DOCS.rglob("*.md"))
+
+
+def _html_for(site: Path, page: Path) -> str:
+    rel = page.relative_to(DOCS).with_suffix("")
+    out = site / rel.parent / "index.html" if rel.name == "index" else site / rel / "index.html"
+    return out.read_text(encoding="utf-8")
+
+
+def _outside_fences(text: str) -> tuple[list[str], int]:
+    """The lines of a markdown page outside its fences, and how many fences it has."""
+    lines: list[str] = []
+    fences = 0
+    closing: str | None = None
+    for line in text.splitlines():
+        m = FENCE_LINE.match(line)
+        if closing is None:
+            if m:
+                closing, fences = m.group(1), fences + 1
+            else:
+                lines.append(line)
+        elif m and m.group(1).startswith(closing) and not line.strip()[len(m.group(1)) :]:
+            closing = None
+    return lines, fences
+
+
+def _plain(markup: str) -> str:
+    """Heading text as a reader sees it: no tags, permalinks, code or link syntax."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markup)
+    text = html.unescape(TAG.sub("", text)).replace("\u00b6", "")
+    return " ".join(text.replace("`", "").replace("*", "").split())
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The docs built once with ``mkdocs build --strict`` (needs the ``docs`` extra)."""
+    pytest.importorskip("mkdocs", reason="the docs extra is needed: pip install -e '.[docs]'")
+    pytest.importorskip("material", reason="the docs extra is needed: pip install -e '.[docs]'")
+    out = tmp_path_factory.mktemp("site")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stderr}"
+    return out
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_built_page_renders_every_fence_as_code(site: Path, page: Path) -> None:
+    _, fences = _outside_fences(page.read_text(encoding="utf-8"))
+    built = _html_for(site, page)
+    article = built[built.index("<article") : built.index("</article>")]
+    prose = PRE.sub("", article)
+    for raw in ("```", "~~~"):
+        assert raw not in prose, (
+            f"{page.relative_to(ROOT)}: a fence rendered as text near "
+            f"{prose[max(prose.index(raw) - 80, 0) : prose.index(raw) + 80]!r}; "
+            "write ```python {.no-run}, ```bash or ```console, not a bare word after the language"
+        )
+    assert len(PRE.findall(article)) >= fences, (
+        f"{page.relative_to(ROOT)}: {fences} fences in the markdown, "
+        f"{len(PRE.findall(article))} code blocks in the HTML"
+    )
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_built_page_has_every_markdown_heading(site: Path, page: Path) -> None:
+    lines, _ = _outside_fences(page.read_text(encoding="utf-8"))
+    wanted = [(len(m.group(1)), _plain(m.group(2))) for m in map(HEADING.match, lines) if m]
+    built = _html_for(site, page)
+    article = built[built.index("<article") : built.index("</article>")]
+    found = {(int(level), _plain(text)) for level, text in HTML_HEADING.findall(article)}
+    missing = [f"{'#' * level} {text}" for level, text in wanted if (level, text) not in found]
+    assert not missing, f"{page.relative_to(ROOT)}: headings missing from the HTML: {missing}"
