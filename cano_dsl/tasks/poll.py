@@ -60,10 +60,12 @@ class PollOutcome(Generic[S]):
 
     @property
     def is_ready(self) -> bool:
+        """Whether this is `ready(...)`."""
         return self.kind == "ready"
 
     @property
     def is_pending(self) -> bool:
+        """Whether this is `pending(...)`."""
         return self.kind == "pending"
 
     def __repr__(self) -> str:

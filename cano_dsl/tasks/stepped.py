@@ -72,10 +72,12 @@ class StepOutcome(Generic[C, S]):
 
     @property
     def is_more(self) -> bool:
+        """Whether this is `more(...)`."""
         return self.kind == "more"
 
     @property
     def is_done(self) -> bool:
+        """Whether this is `done(...)`."""
         return self.kind == "done"
 
     def __repr__(self) -> str:

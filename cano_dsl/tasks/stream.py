@@ -161,6 +161,7 @@ class WindowSignal(Generic[S]):
 
     @property
     def is_stop(self) -> bool:
+        """Whether this is `stop(...)`."""
         return self.kind == "stop"
 
     def __repr__(self) -> str:
