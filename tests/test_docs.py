@@ -153,6 +153,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The docs built once with ``mkdocs build --strict`` (needs the ``docs`` extra)."""
     pytest.importorskip("mkdocs", reason="the docs extra is needed: pip install -e '.[docs]'")
     pytest.importorskip("material", reason="the docs extra is needed: pip install -e '.[docs]'")
+    pytest.importorskip("mkdocstrings_handlers.python", reason="the docs extra is needed")
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],

@@ -188,3 +188,6 @@ POLL_SPEC = POLL_SPEC.bind(PollTask, _poll_invoker)
 PollTask.__cano_model__ = POLL_SPEC
 
 poll = ModelDecorator(POLL_SPEC)
+"""``@poll`` / ``@poll(state=Step, name=...)``: make a class a `PollTask` with an async
+``poll`` returning a `PollOutcome`; ``on_poll_error``, ``config`` and ``name`` are
+optional. Checked at decoration time."""
