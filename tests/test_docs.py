@@ -194,3 +194,21 @@ def test_built_page_has_every_markdown_heading(site: Path, page: Path) -> None:
     found = {(int(level), _plain(text)) for level, text in HTML_HEADING.findall(article)}
     missing = [f"{'#' * level} {text}" for level, text in wanted if (level, text) not in found]
     assert not missing, f"{page.relative_to(ROOT)}: headings missing from the HTML: {missing}"
+
+
+# pages about measurements rather than a part of the API
+NOT_API_PAGES = {"performance.md"}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [p for p in _pages() if p.parts[len(DOCS.parts)] != "api"],
+    ids=lambda p: str(p.relative_to(DOCS)),
+)
+def test_concept_page_links_to_the_api_reference(page: Path) -> None:
+    if str(page.relative_to(DOCS)) in NOT_API_PAGES:
+        pytest.skip("not about one part of the API")
+    links = re.findall(r"\]\(((?:\.\./)*api/[^)#]+\.md)(?:#[^)]*)?\)", page.read_text("utf-8"))
+    assert links, f"{page.relative_to(ROOT)} does not link to its page under docs/api/"
+    for link in links:
+        assert (page.parent / link).resolve().is_file(), f"{page.relative_to(ROOT)}: {link}"
