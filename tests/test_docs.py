@@ -23,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
 SHELL = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+DOCS = ROOT / "docs"
 
 
 def _snippets() -> list[tuple[str, int, str]]:
@@ -50,6 +51,61 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert readme_test in ci.splitlines()
     for check in ("ruff check", "ruff format --check", "mypy --strict cano_dsl"):
         assert check in ci
+
+
+def _extras() -> dict[str, list[str]]:
+    tomllib = pytest.importorskip(
+        "tomllib", reason="reads pyproject.toml with Python 3.11's tomllib"
+    )
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    return extras
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_extras_split_test_lint_docs_and_dev_has_them_all() -> None:
+    extras = _extras()
+    assert not _names(extras["test"]) & {"ruff", "mypy", "mkdocs-material", "mkdocstrings"}
+    assert {"pytest", "hypothesis", "opentelemetry-sdk"} <= _names(extras["test"])
+    assert {"ruff", "mypy"} <= _names(extras["lint"])
+    assert {"mkdocs-material", "mkdocstrings"} <= _names(extras["docs"])
+    dev = {e for r in extras["dev"] for e in re.findall(r"cano-dsl\[([^\]]*)\]", r)}
+    assert {"test", "lint", "docs"} <= {e.strip() for group in dev for e in group.split(",")}
+
+
+def test_ci_installs_its_tools_before_it_runs_them() -> None:
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    install = next(i for i, line in enumerate(lines) if "pip install" in line and ".[dev]" in line)
+    for tool in ("ruff check", "mypy --strict", "mkdocs build"):
+        assert install < next(i for i, line in enumerate(lines) if tool in line), tool
+
+
+def test_ci_names_only_files_that_exist() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    paths = re.findall(r"(?<![\w/])((?:tests|\.ci|examples|benchmarks|docs)/[\w./-]*\w)", ci)
+    assert paths, "expected .ci/run to name the files it relies on"
+    assert [p for p in paths if not (ROOT / p).exists()] == []
+
+
+def test_install_lines_work_from_a_checkout() -> None:
+    """cano-dsl is not on PyPI yet: every install line installs the checkout, with
+    extras that exist."""
+    extras = _extras()
+    lines = [
+        line.strip()
+        for path in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+        for block in SHELL.findall(path.read_text(encoding="utf-8"))
+        for line in block.splitlines()
+        if "pip install" in line
+    ]
+    assert lines
+    for line in lines:
+        assert "pip install -e ." in line or "pip install -e '." in line, line
+        for group in re.findall(r"\.\[([^\]]+)\]", line):
+            assert {e.strip() for e in group.split(",")} <= set(extras), line
 
 
 def test_demo_runs_and_resumes(tmp_path: Path) -> None:
@@ -106,7 +162,6 @@ def test_doc_snippet_runs(where: str, index: int, code: str, tmp_path: Path) -> 
 
 # --- the built site -------------------------------------------------------------------
 
-DOCS = ROOT / "docs"
 FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,})")
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 HTML_HEADING = re.compile(r"<h([1-6])[^>]*>(.*?)</h\1>", re.S)
