@@ -43,6 +43,7 @@ class CancellationToken:
 
     @property
     def is_cancelled(self) -> bool:
+        """Whether `cancel()` has been called."""
         return self._cancelled
 
     def cancel(self) -> None:

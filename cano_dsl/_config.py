@@ -180,18 +180,24 @@ class TaskConfig:
         return _MINIMAL
 
     def with_retry(self, mode: RetryMode) -> TaskConfig:
+        """A copy with retry policy ``mode``."""
         return attrs.evolve(self, retry_mode=mode)
 
     def with_fixed_retry(self, retries: int, delay: float | datetime.timedelta) -> TaskConfig:
+        """A copy retrying ``retries`` times, ``delay`` seconds apart (`RetryMode.fixed`)."""
         return attrs.evolve(self, retry_mode=RetryMode.fixed(retries, delay))
 
     def with_exponential_retry(self, max_retries: int) -> TaskConfig:
+        """A copy retrying up to ``max_retries`` times with cano's default exponential backoff."""
         return attrs.evolve(self, retry_mode=RetryMode.exponential(max_retries))
 
     def with_attempt_timeout(self, timeout: float | datetime.timedelta) -> TaskConfig:
+        """A copy whose every attempt is cut off after ``timeout`` seconds (`TaskTimeout`)."""
         return attrs.evolve(self, attempt_timeout=timeout)
 
     def with_circuit_breaker(self, breaker: Any) -> TaskConfig:
+        """A copy whose attempts go through ``breaker`` (a `CircuitBreaker`; tasks may
+        share one)."""
         return attrs.evolve(self, circuit_breaker=breaker)
 
     @property

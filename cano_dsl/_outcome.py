@@ -29,15 +29,19 @@ class Ok(tuple[T], Generic[T]):
     value: T = property(itemgetter(0))  # type: ignore[assignment]
 
     def is_ok(self) -> bool:
+        """Always True."""
         return True
 
     def is_err(self) -> bool:
+        """Always False."""
         return False
 
     def unwrap(self) -> T:
+        """The value."""
         return self[0]
 
     def unwrap_or(self, default: Any) -> T:
+        """The value (``default`` is ignored)."""
         return self[0]
 
     def __eq__(self, other: object) -> bool:
@@ -71,15 +75,19 @@ class Err:
     error: BaseException = attrs.field(eq=False)
 
     def is_ok(self) -> bool:
+        """Always False."""
         return False
 
     def is_err(self) -> bool:
+        """Always True."""
         return True
 
     def unwrap(self) -> NoReturn:
+        """Raise the error."""
         raise self.error
 
     def unwrap_or(self, default: T) -> T:
+        """``default``, in place of the missing value."""
         return default
 
     def __eq__(self, other: object) -> bool:

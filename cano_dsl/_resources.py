@@ -48,21 +48,26 @@ class HealthStatus:
 
     @classmethod
     def healthy(cls) -> HealthStatus:
+        """Working normally."""
         return cls("healthy", "")
 
     @classmethod
     def degraded(cls, reason: str) -> HealthStatus:
+        """Working, but impaired for ``reason``."""
         return cls("degraded", reason)
 
     @classmethod
     def unhealthy(cls, reason: str) -> HealthStatus:
+        """Not working, for ``reason``."""
         return cls("unhealthy", reason)
 
     def is_healthy(self) -> bool:
+        """Whether this is `healthy()`."""
         return self.kind == "healthy"
 
     @property
     def rank(self) -> int:
+        """Severity for aggregation: 0 healthy, 1 degraded, 2 unhealthy (the worst wins)."""
         return self._RANK[self.kind]
 
 
@@ -133,6 +138,7 @@ class Resources:
 
     @classmethod
     def empty(cls) -> Resources:
+        """A `Resources` with nothing in it (the same as ``Resources()``)."""
         return cls()
 
     def insert(self, key: ResourceKey, value: Any) -> Resources:
@@ -182,9 +188,11 @@ class Resources:
         return iter(self._items)
 
     def keys(self) -> list[Any]:
+        """The keys, in insertion order."""
         return list(self._items)
 
     def is_empty(self) -> bool:
+        """Whether nothing has been inserted."""
         return not self._items
 
     def __repr__(self) -> str:

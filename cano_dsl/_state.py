@@ -31,10 +31,12 @@ class TaskResult(Generic[S]):
 
     @classmethod
     def single(cls, state: S) -> TaskResult[S]:
+        """Go to ``state`` next."""
         return cls((state,), False)
 
     @classmethod
     def split(cls, states: Iterable[S]) -> TaskResult[S]:
+        """Run ``states`` in parallel (a state registered with `Workflow.register_split`)."""
         return cls(tuple(states), True)
 
     @property

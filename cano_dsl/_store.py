@@ -70,11 +70,13 @@ class MemoryStore:
                 raise AppendTypeMismatch(key)
 
     def contains_key(self, key: Hashable) -> bool:
+        """Whether ``key`` holds a value (also ``key in store``)."""
         return key in self._data
 
     __contains__ = contains_key
 
     def keys(self) -> list[Hashable]:
+        """The keys, in insertion order (a snapshot)."""
         with self._lock:
             return list(self._data)
 
@@ -82,23 +84,29 @@ class MemoryStore:
         return len(self._data)
 
     def len(self) -> int:
+        """How many keys hold a value (also ``len(store)``)."""
         return len(self._data)
 
     def is_empty(self) -> bool:
+        """Whether no key holds a value."""
         return not self._data
 
     def clear(self) -> None:
+        """Remove every key."""
         with self._lock:
             self._data.clear()
 
     # Resource lifecycle: nothing to do.
     async def setup(self) -> None:
+        """`Resource` hook: nothing to set up."""
         return None
 
     async def teardown(self) -> None:
+        """`Resource` hook: nothing to tear down (the contents are kept)."""
         return None
 
     async def health(self) -> Any:
+        """`Resource` hook: always `HealthStatus.healthy()`."""
         from ._resources import HealthStatus
 
         return HealthStatus.healthy()

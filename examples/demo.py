@@ -2,6 +2,9 @@
 
     python examples/demo.py [--db PATH]
 
+The checkpoint log goes to a temporary SQLite file, removed at the end; with ``--db PATH``
+it goes to PATH, which is kept.
+
 It shows, in one run:
 - several states wired in a `Workflow`, with a router choosing the shipping path;
 - a `@batch` fan-out pricing every order line with bounded concurrency and per-item retry;
@@ -15,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import enum
-import os
 import tempfile
+from pathlib import Path
 
 import anyio
 
@@ -33,8 +36,7 @@ from cano_dsl import (
     task,
 )
 from cano_dsl.stores import SqliteCheckpointStore
-from cano_dsl.testing import RecordingObserver
-from cano_dsl.testing._observer import Retry
+from cano_dsl.testing import RecordingObserver, Retry
 
 
 class Order(enum.Enum):
@@ -84,9 +86,10 @@ class PriceLines:
             raise RuntimeError("some order lines could not be priced")
         total = round(sum(totals), 2)
         res.get("store", MemoryStore).put("total", total)
+        retried = self.tax_calls - len(outputs)  # every call beyond one per line was a retry
         print(
-            f"  priced {len(totals)} lines in one batch ({self.tax_calls} tax calls, one retried)"
-            f": total {total}"
+            f"  priced {len(totals)} lines in one batch ({self.tax_calls} tax calls,"
+            f" {retried} item {'retry' if retried == 1 else 'retries'}): total {total}"
         )
         return Order.CHARGE
 
@@ -149,8 +152,12 @@ async def main(db_path: str) -> None:
             await wf.orchestrate(Order.LOAD)
         except StateFailure as failure:
             print(f"  path: {' -> '.join(first.states_entered())}")
-            retried = sorted({r.task_id.rsplit(".", 1)[-1] for r in first.of_type(Retry)})
-            print(f"  task retries that recovered: {', '.join(retried)}")
+            retries: dict[str, int] = {}
+            for event in first.of_type(Retry):
+                name = event.task_id.rsplit(".", 1)[-1]
+                retries[name] = retries.get(name, 0) + 1
+            summary = ", ".join(f"{name} x{n}" for name, n in retries.items()) or "none"
+            print(f"  task retries (from the recorded events): {summary}")
             print(f"  failed in {failure.state.name}: {failure.error}")
         rows = await db.load_run("order-42")
         print(f"  checkpoint log kept: {[r.state for r in rows]}")
@@ -165,6 +172,10 @@ async def main(db_path: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="cano_dsl demo")
-    parser.add_argument("--db", default=os.path.join(tempfile.mkdtemp(), "cano_demo.sqlite3"))
+    parser.add_argument("--db", help="keep the checkpoint log in this SQLite file")
     args = parser.parse_args()
-    anyio.run(main, args.db)
+    if args.db is not None:
+        anyio.run(main, args.db)
+    else:
+        with tempfile.TemporaryDirectory(prefix="cano_demo_") as tmp:
+            anyio.run(main, str(Path(tmp) / "cano_demo.sqlite3"))

@@ -8,6 +8,7 @@ from types import ModuleType
 __all__ = ["OTEL_HINT", "require"]
 
 OTEL_HINT = "pip install 'cano-dsl[otel]'"
+"""The install command named by the `ImportError` of an OpenTelemetry adapter."""
 
 
 def require(module: str, what: str) -> ModuleType:

@@ -55,12 +55,15 @@ class OtelMetricsSink:
         return inst
 
     def counter(self, name: str, value: float, labels: Labels) -> None:
+        """Add ``value`` to the OpenTelemetry counter ``name`` with ``labels`` as attributes."""
         self._instrument(name, "counter").add(value, dict(labels) if labels else None)
 
     def histogram(self, name: str, value: float, labels: Labels) -> None:
+        """Record ``value`` (seconds) in the OpenTelemetry histogram ``name``."""
         self._instrument(name, "histogram").record(value, dict(labels) if labels else None)
 
     def gauge_add(self, name: str, delta: float, labels: Labels) -> None:
+        """Move the OpenTelemetry up-down counter ``name`` by ``delta``."""
         self._instrument(name, "gauge").add(delta, dict(labels) if labels else None)
 
 

@@ -86,10 +86,12 @@ class Reservation:
 
     @property
     def committed(self) -> bool:
+        """Whether `commit()` kept the units."""
         return self._status == _COMMITTED
 
     @property
     def cancelled(self) -> bool:
+        """Whether `cancel()` gave the units back."""
         return self._status == _CANCELLED
 
     def _settle(self, status: int) -> bool:

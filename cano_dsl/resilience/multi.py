@@ -99,6 +99,7 @@ class MultiRateLimiter(NoopResource):
 
     @property
     def tiers(self) -> tuple[Tier, ...]:
+        """The tiers, in the order they are acquired."""
         return self._tiers
 
     def __repr__(self) -> str:

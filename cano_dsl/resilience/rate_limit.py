@@ -149,6 +149,7 @@ class RateLimiter(NoopResource):
 
     @property
     def policy(self) -> RateLimiterPolicy:
+        """The policy this limiter was built with."""
         return self._policy
 
     @property

@@ -49,10 +49,12 @@ class WindowPolicy:
 
     @classmethod
     def per_hours(cls, limit: int, hours: float) -> WindowPolicy:
+        """``limit`` units per ``hours`` hours."""
         return cls(limit, _scaled(hours, 3600.0, "hours"))
 
     @classmethod
     def per_days(cls, limit: int, days: float) -> WindowPolicy:
+        """``limit`` units per ``days`` days."""
         return cls(limit, _scaled(days, 86_400.0, "days"))
 
 
@@ -103,6 +105,7 @@ class WindowedRateLimiter(NoopResource):
 
     @classmethod
     def from_policy(cls, policy: WindowPolicy) -> WindowedRateLimiter:
+        """A limiter with an empty window shaped by ``policy``."""
         if not isinstance(policy, WindowPolicy):
             raise ConfigurationError(f"expected a WindowPolicy, got {policy!r}")
         limiter = cls.__new__(cls)
@@ -121,6 +124,7 @@ class WindowedRateLimiter(NoopResource):
 
     @property
     def policy(self) -> WindowPolicy:
+        """The policy this limiter was built with."""
         return self._policy
 
     def __repr__(self) -> str:

@@ -39,8 +39,8 @@ __all__ = ["RunningScheduler", "SchedulerRun", "SHUTDOWN_TIMEOUT"]
 
 logger = logging.getLogger("cano_dsl.scheduler")
 
-#: How long a graceful stop waits for cancelled runs to settle, in seconds.
 SHUTDOWN_TIMEOUT = 30.0
+"""How long a graceful stop waits for cancelled runs to settle, in seconds."""
 
 _NOT_RUNNING = "Scheduler not running — call start() before {}()"
 

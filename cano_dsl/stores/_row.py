@@ -59,6 +59,7 @@ class CheckpointRow:
         return attrs.evolve(self, output_blob=blob, kind=RowKind.STEP_CURSOR)
 
     def with_workflow_version(self, version: int) -> CheckpointRow:
+        """A copy stamped with workflow ``version``."""
         return attrs.evolve(self, workflow_version=version)
 
 
@@ -68,8 +69,12 @@ class CheckpointStore(Protocol):
     an existing ``(workflow_id, sequence)`` with `CheckpointStoreError`, return rows in
     ascending sequence order (``[]`` for an unknown id), and clear one id only."""
 
-    async def append(self, workflow_id: str, row: CheckpointRow) -> None: ...
+    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+        """Persist ``row`` under ``workflow_id``; a row already at its sequence raises
+        `CheckpointStoreError` and the first row stays."""
 
-    async def load_run(self, workflow_id: str) -> list[CheckpointRow]: ...
+    async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
+        """``workflow_id``'s rows in ascending sequence order; ``[]`` for an unknown id."""
 
-    async def clear(self, workflow_id: str) -> None: ...
+    async def clear(self, workflow_id: str) -> None:
+        """Delete ``workflow_id``'s rows, and only those (an unknown id is fine)."""

@@ -104,6 +104,7 @@ class PostgresCheckpointStore(BatchedStore):
 
     @property
     def table(self) -> str:
+        """The table the rows live in."""
         return self._table
 
     def __repr__(self) -> str:

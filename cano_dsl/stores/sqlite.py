@@ -102,10 +102,12 @@ class SqliteCheckpointStore(BatchedStore):
 
     @property
     def path(self) -> str:
+        """The database file."""
         return self._path
 
     @property
     def durability(self) -> Durability:
+        """``"normal"`` or ``"full"`` (SQLite's ``synchronous`` setting in WAL mode)."""
         return self._durability
 
     def __repr__(self) -> str:

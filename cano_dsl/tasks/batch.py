@@ -179,3 +179,7 @@ BATCH_SPEC = BATCH_SPEC.bind(BatchTask, _batch_invoker)
 BatchTask.__cano_model__ = BATCH_SPEC
 
 batch = ModelDecorator(BATCH_SPEC)
+"""``@batch`` / ``@batch(state=Step, config=..., name=...)``: make a class a
+`BatchTask`. It must define async ``load``, ``process_item`` and ``finish``;
+``concurrency``, ``item_retry``, ``config`` and ``name`` are optional. Checked at
+decoration time."""

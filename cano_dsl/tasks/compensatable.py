@@ -63,3 +63,6 @@ COMPENSATABLE_SPEC = COMPENSATABLE_SPEC.bind(CompensatableTask, _compensatable_i
 CompensatableTask.__cano_model__ = COMPENSATABLE_SPEC
 
 compensatable = ModelDecorator(COMPENSATABLE_SPEC)
+"""``@compensatable`` / ``@compensatable(state=Step, name=...)``: make a class a
+`CompensatableTask` with async ``run`` and ``compensate`` (the saga's undo step).
+Checked at decoration time."""

@@ -60,10 +60,12 @@ class PollOutcome(Generic[S]):
 
     @property
     def is_ready(self) -> bool:
+        """Whether this is `ready(...)`."""
         return self.kind == "ready"
 
     @property
     def is_pending(self) -> bool:
+        """Whether this is `pending(...)`."""
         return self.kind == "pending"
 
     def __repr__(self) -> str:
@@ -186,3 +188,6 @@ POLL_SPEC = POLL_SPEC.bind(PollTask, _poll_invoker)
 PollTask.__cano_model__ = POLL_SPEC
 
 poll = ModelDecorator(POLL_SPEC)
+"""``@poll`` / ``@poll(state=Step, name=...)``: make a class a `PollTask` with an async
+``poll`` returning a `PollOutcome`; ``on_poll_error``, ``config`` and ``name`` are
+optional. Checked at decoration time."""

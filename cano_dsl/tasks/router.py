@@ -46,3 +46,6 @@ ROUTER_SPEC = ROUTER_SPEC.bind(RouterTask, _router_invoker)
 RouterTask.__cano_model__ = ROUTER_SPEC
 
 router = ModelDecorator(ROUTER_SPEC)
+"""``@router`` / ``@router(state=Step, name=...)``: make a class a `RouterTask` with an
+async ``route`` choosing the next state (register it with
+`Workflow.register_router`). Checked at decoration time."""

@@ -72,10 +72,12 @@ class StepOutcome(Generic[C, S]):
 
     @property
     def is_more(self) -> bool:
+        """Whether this is `more(...)`."""
         return self.kind == "more"
 
     @property
     def is_done(self) -> bool:
+        """Whether this is `done(...)`."""
         return self.kind == "done"
 
     def __repr__(self) -> str:
@@ -169,3 +171,6 @@ STEPPED_SPEC = STEPPED_SPEC.bind(SteppedTask, _stepped_invoker)
 SteppedTask.__cano_model__ = STEPPED_SPEC
 
 stepped = ModelDecorator(STEPPED_SPEC)
+"""``@stepped`` / ``@stepped(state=Step, name=...)``: make a class a `SteppedTask` with
+an async ``step`` returning a `StepOutcome` (its cursor can be checkpointed).
+Checked at decoration time."""

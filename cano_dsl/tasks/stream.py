@@ -161,6 +161,7 @@ class WindowSignal(Generic[S]):
 
     @property
     def is_stop(self) -> bool:
+        """Whether this is `stop(...)`."""
         return self.kind == "stop"
 
     def __repr__(self) -> str:
@@ -257,3 +258,7 @@ STREAM_SPEC = STREAM_SPEC.bind(StreamTask, _stream_invoker)
 StreamTask.__cano_model__ = STREAM_SPEC
 
 stream = ModelDecorator(STREAM_SPEC)
+"""``@stream`` / ``@stream(state=Step, config=..., name=...)``: make a class a
+`StreamTask` with ``open``, ``process_item``, ``flush_window`` and ``on_close``;
+``window``, ``on_item_error``, ``config`` and ``name`` are optional. Checked at
+decoration time."""

@@ -145,3 +145,7 @@ class _TaskDecorator(ModelDecorator):
 
 
 task = _TaskDecorator(TASK_SPEC)
+"""``@task`` / ``@task(config=..., name=..., state=...)``: make a class a `Task` (it
+defines ``run`` or ``run_bare``) or an async function a `FunctionTask`. The other
+models' decorators are reachable from it too (``task.router``, ``task.batch``, ...).
+Checked at decoration time."""

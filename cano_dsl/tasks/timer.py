@@ -122,3 +122,6 @@ TIMER_SPEC = TIMER_SPEC.bind(TimerTask, _timer_invoker)
 TimerTask.__cano_model__ = TIMER_SPEC
 
 timer = ModelDecorator(TIMER_SPEC)
+"""``@timer`` / ``@timer(state=Step, name=...)``: make a class a `TimerTask` with async
+``wait`` (returning a `TimerOutcome`) and ``after_wait``. Checked at decoration
+time."""

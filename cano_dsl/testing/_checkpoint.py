@@ -32,6 +32,7 @@ class InMemoryCheckpointStore:
         return f"InMemoryCheckpointStore({counts!r})"
 
     async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+        """Store ``row``; a second row at the same sequence raises `CheckpointStoreError`."""
         await anyio.lowlevel.checkpoint()
         with self._lock:
             rows = self._runs.setdefault(workflow_id, {})
@@ -40,10 +41,12 @@ class InMemoryCheckpointStore:
             rows[row.sequence] = row
 
     async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
+        """``workflow_id``'s rows in ascending sequence order (``[]`` when none)."""
         await anyio.lowlevel.checkpoint()
         return self.rows(workflow_id)
 
     async def clear(self, workflow_id: str) -> None:
+        """Drop ``workflow_id``'s rows (an unknown id is fine)."""
         await anyio.lowlevel.checkpoint()
         with self._lock:
             self._runs.pop(workflow_id, None)

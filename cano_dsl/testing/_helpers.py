@@ -25,6 +25,7 @@ class TestResources:
         return self.with_resource(key, MemoryStore())
 
     def with_resource(self, key: ResourceKey, value: Any) -> TestResources:
+        """A copy that also inserts ``value`` under ``key``."""
         out = TestResources()
         out._items = [*self._items, (key, value)]
         return out

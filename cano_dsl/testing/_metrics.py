@@ -39,15 +39,18 @@ class RecordingMetricsSink:
     # --- the MetricsSink protocol ---
 
     def counter(self, name: str, value: float, labels: Labels) -> None:
+        """Add ``value`` to ``counters[(name, labels)]``."""
         key = (name, labels)
         with self._lock:
             self.counters[key] = self.counters.get(key, 0) + value
 
     def histogram(self, name: str, value: float, labels: Labels) -> None:
+        """Append ``value`` to ``histograms[(name, labels)]``."""
         with self._lock:
             self.histograms.setdefault((name, labels), []).append(value)
 
     def gauge_add(self, name: str, delta: float, labels: Labels) -> None:
+        """Add ``delta`` to ``gauges[(name, labels)]``."""
         key = (name, labels)
         with self._lock:
             self.gauges[key] = self.gauges.get(key, 0) + delta

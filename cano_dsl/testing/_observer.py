@@ -28,11 +28,15 @@ __all__ = [
 
 @attrs.frozen
 class StateEntered:
+    """The run entered ``state`` (`WorkflowObserver.on_state_enter`)."""
+
     state: str
 
 
 @attrs.frozen
 class TaskStarted:
+    """An attempt of task ``task_id`` started (`WorkflowObserver.on_task_start`)."""
+
     task_id: str
 
     @property
@@ -43,6 +47,8 @@ class TaskStarted:
 
 @attrs.frozen
 class TaskSucceeded:
+    """Task ``task_id`` finished successfully (`WorkflowObserver.on_task_success`)."""
+
     task_id: str
 
     @property
@@ -53,6 +59,9 @@ class TaskSucceeded:
 
 @attrs.frozen
 class TaskFailed:
+    """Task ``task_id`` failed for good, after its retries
+    (`WorkflowObserver.on_task_failure`)."""
+
     task_id: str
     error: str
     """``str()`` of the underlying error."""
@@ -66,6 +75,9 @@ class TaskFailed:
 
 @attrs.frozen
 class Retry:
+    """Task ``task_id`` failed attempt ``attempt`` and will be retried
+    (`WorkflowObserver.on_retry`)."""
+
     task_id: str
     attempt: int
 
@@ -77,6 +89,9 @@ class Retry:
 
 @attrs.frozen
 class CircuitOpen:
+    """Task ``task_id``'s circuit breaker refused an attempt
+    (`WorkflowObserver.on_circuit_open`)."""
+
     task_id: str
 
     @property
@@ -87,12 +102,17 @@ class CircuitOpen:
 
 @attrs.frozen
 class Checkpoint:
+    """A checkpoint row ``sequence`` of ``workflow_id`` was persisted
+    (`WorkflowObserver.on_checkpoint`)."""
+
     workflow_id: str
     sequence: int
 
 
 @attrs.frozen
 class Resume:
+    """``workflow_id`` resumed after row ``last_sequence`` (`WorkflowObserver.on_resume`)."""
+
     workflow_id: str
     last_sequence: int
 
@@ -104,10 +124,11 @@ class Resume:
 
 @attrs.frozen
 class Cancelled:
+    """The run was cancelled in ``state`` (`WorkflowObserver.on_cancelled`)."""
+
     state: str
 
 
-#: Every recorded event type (the original's ``RecordedEvent``).
 Event = Union[
     StateEntered,
     TaskStarted,
@@ -119,6 +140,7 @@ Event = Union[
     Resume,
     Cancelled,
 ]
+"""Every recorded event type (the original's ``RecordedEvent``)."""
 
 
 def _label(value: Any) -> str:
@@ -178,6 +200,7 @@ class RecordingObserver(WorkflowObserver):
         return [e for e in self.events if isinstance(e, kind)]
 
     def clear(self) -> None:
+        """Forget the events recorded so far."""
         with self._lock:
             self.events.clear()
 

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 StoreFactory = Callable[[], CheckpointStore | Awaitable[CheckpointStore]]
+"""Makes the store under test: a function returning a `CheckpointStore` or an awaitable
+of one (an ``async def``)."""
 Check = Callable[[CheckpointStore, str], Awaitable[None]]
 
 

@@ -126,12 +126,16 @@ class JoinConfig(Generic[S]):
     bulkhead: int | None = attrs.field(default=None, converter=_bulkhead)
 
     def with_timeout(self, timeout: float | datetime.timedelta) -> JoinConfig[S]:
+        """A copy with a split timeout of ``timeout`` seconds (required by
+        `JoinStrategy.partial_timeout`)."""
         return attrs.evolve(self, timeout=timeout)
 
     def with_join_state(self, state: S) -> JoinConfig[S]:
+        """A copy that goes to ``state`` when the join succeeds."""
         return attrs.evolve(self, join_state=state)
 
     def with_bulkhead(self, permits: int) -> JoinConfig[S]:
+        """A copy running at most ``permits`` branches at once."""
         return attrs.evolve(self, bulkhead=permits)
 
 
@@ -167,9 +171,11 @@ class SplitResult:
     cancelled: list[int] = attrs.Factory(list)
 
     def completed_count(self) -> int:
+        """Branches that finished, with a value or an error."""
         return len(self.successes) + len(self.errors)
 
     def total_count(self) -> int:
+        """Every branch: finished or cancelled."""
         return len(self.successes) + len(self.errors) + len(self.cancelled)
 
 

@@ -294,18 +294,22 @@ class Workflow(Generic[S]):
 
     @property
     def exit_states(self) -> tuple[S, ...]:
+        """The exit states, in the order they were added."""
         return self._exits
 
     @property
     def resources(self) -> Resources:
+        """The `Resources` every run sets up, passes to tasks and tears down."""
         return self._resources
 
     @property
     def workflow_id(self) -> str | None:
+        """The id checkpoint rows are stored under (`with_workflow_id`), or None."""
         return self._workflow_id
 
     @property
     def workflow_version(self) -> int:
+        """The version stamped on checkpoint rows (`with_workflow_version`, default 0)."""
         return self._version
 
     def entry_kind(self, state: S) -> str | None:
