@@ -7,12 +7,14 @@ Registration mutates the scheduler and returns it, so both styles work::
     sched.cron("nightly", wf, Step.START, "0 0 3 * * *")
 
 Bad input is rejected here, at registration: a taken id, an unparsable cron
-expression, a negative interval, a `set_backoff` for an unknown id.
+expression, an interval that is not a finite number of seconds > 0 (zero would
+busy-spin), a `set_backoff` for an unknown id.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
@@ -59,6 +61,23 @@ def _check_workflow(workflow: Any, flow_id: str) -> None:
         )
 
 
+def _interval(value: Any, flow_id: str, unit: str = "seconds") -> float:
+    """An interval as a finite number > 0 (of ``unit``); else `ConfigurationError`."""
+    if unit != "seconds" and isinstance(value, datetime.timedelta):
+        raise ConfigurationError(
+            f"Flow '{flow_id}' interval in {unit} must be a number, got {value!r}; "
+            "pass a timedelta to every()"
+        )
+    out = seconds(value, f"Flow '{flow_id}' interval")
+    if not math.isfinite(out) or out <= 0:
+        raise ConfigurationError(
+            f"Flow '{flow_id}' interval must be a finite number of {unit} > 0, got {out!r} "
+            "(a zero interval would re-run the flow in a busy loop; use manual() for a "
+            "flow run only on demand)"
+        )
+    return out
+
+
 class Scheduler:
     """Runs workflows on intervals, cron expressions and manual triggers.
 
@@ -91,9 +110,9 @@ class Scheduler:
         self, id: str, workflow: Any, initial: Any, interval: float | datetime.timedelta
     ) -> Scheduler:
         """Run ``workflow`` from ``initial`` at once, then ``interval`` seconds after
-        each run ends (longer while a backoff window is open)."""
-        period = seconds(interval, f"Flow '{id}' interval")
-        return self._add(FlowSpec(id, workflow, initial, "every", interval=period))
+        each run ends (longer while a backoff window is open). ``interval`` is float
+        seconds or a ``timedelta``, finite and > 0."""
+        return self._add(FlowSpec(id, workflow, initial, "every", interval=_interval(interval, id)))
 
     def every_seconds(self, id: str, workflow: Any, initial: Any, n: float) -> Scheduler:
         """`every` with an interval of ``n`` seconds."""
@@ -101,11 +120,11 @@ class Scheduler:
 
     def every_minutes(self, id: str, workflow: Any, initial: Any, n: float) -> Scheduler:
         """`every` with an interval of ``n`` minutes."""
-        return self.every(id, workflow, initial, seconds(n, f"Flow '{id}' interval") * 60)
+        return self.every(id, workflow, initial, _interval(n, id, "minutes") * 60)
 
     def every_hours(self, id: str, workflow: Any, initial: Any, n: float) -> Scheduler:
         """`every` with an interval of ``n`` hours."""
-        return self.every(id, workflow, initial, seconds(n, f"Flow '{id}' interval") * 3600)
+        return self.every(id, workflow, initial, _interval(n, id, "hours") * 3600)
 
     def cron(self, id: str, workflow: Any, initial: Any, expression: str) -> Scheduler:
         """Run ``workflow`` at each firing of the cron ``expression`` (UTC); see
