@@ -14,6 +14,7 @@ busy-spin), a `set_backoff` for an unknown id.
 from __future__ import annotations
 
 import datetime
+import enum
 import math
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
@@ -98,8 +99,13 @@ class Scheduler:
     # -- registration ------------------------------------------------------------
 
     def _add(self, spec: FlowSpec) -> Scheduler:
-        if not isinstance(spec.id, str):
-            raise ConfigurationError(f"Flow id must be a str, got {spec.id!r}")
+        if not isinstance(spec.id, str) or not spec.id:
+            raise ConfigurationError(f"Flow id must be a non-empty str, got {spec.id!r}")
+        if not isinstance(spec.initial, enum.Enum):
+            raise ConfigurationError(
+                f"Flow '{spec.id}': the initial state must be a member of the workflow's "
+                f"state Enum, got {spec.initial!r}"
+            )
         if spec.id in self._flows:
             raise ConfigurationError(f"Flow '{spec.id}' already exists")
         _check_workflow(spec.workflow, spec.id)

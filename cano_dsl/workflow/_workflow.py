@@ -225,6 +225,10 @@ class Workflow(Generic[S]):
                 f"{method}({state.name}, ...): join_state {join_state!r} is not a member of "
                 f"this workflow's state Enum {state_type.__name__}"
             )
+        if model_of(tasks) is not None or not isinstance(tasks, Iterable):
+            raise ConfigurationError(
+                f"{method}({state.name}, ...): tasks must be a list of tasks, got {tasks!r}"
+            )
         task_list = list(tasks)
         configs = []
         for t in task_list:
@@ -245,6 +249,11 @@ class Workflow(Generic[S]):
 
     def add_exit_states(self, states: Iterable[S]) -> Workflow[S]:
         """`add_exit_state` for each of ``states``, in order."""
+        if isinstance(states, (enum.Enum, str)) or not isinstance(states, Iterable):
+            raise ConfigurationError(
+                f"add_exit_states takes an iterable of states, got {states!r}; "
+                "use add_exit_state for one state"
+            )
         wf = self
         for s in states:
             wf = wf.add_exit_state(s)
@@ -279,6 +288,11 @@ class Workflow(Generic[S]):
 
     def with_checkpoint_store(self, store: Any) -> Workflow[S]:
         """Write a checkpoint log to ``store`` (needs `with_workflow_id`)."""
+        if isinstance(store, type):
+            raise ConfigurationError(
+                f"with_checkpoint_store: got the class {store.__qualname__}; pass an "
+                f"instance (`{store.__qualname__}(...)`)"
+            )
         for method in ("append", "load_run", "clear"):
             if not callable(getattr(store, method, None)):
                 raise ConfigurationError(
