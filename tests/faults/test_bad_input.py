@@ -109,15 +109,21 @@ def test_attempt_timeout_still_refuses_negative_nan_and_non_numbers(bad: Any) ->
         TaskConfig().with_attempt_timeout(bad)
 
 
-@task(state=Step, config=TaskConfig.minimal().with_attempt_timeout(0))
+@task(state=Step)
 class AwaitsSomething:
+    def config(self) -> TaskConfig:
+        return TaskConfig.minimal().with_attempt_timeout(0)
+
     async def run(self, res: Resources) -> Step:
         await anyio.sleep(0)
         return Step.DONE
 
 
-@task(state=Step, config=TaskConfig.minimal().with_attempt_timeout(0))
+@task(state=Step)
 class NeverYields:
+    def config(self) -> TaskConfig:
+        return TaskConfig.minimal().with_attempt_timeout(0)
+
     async def run(self, res: Resources) -> Step:
         return Step.DONE
 
