@@ -420,9 +420,8 @@ class Workflow(Generic[S]):
         await res._setup(self._teardown_timeout, self._observers)
         try:
             return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await res._teardown(self._teardown_timeout, self._observers)
+        finally:  # each teardown is shielded and bounded on its own
+            await res._teardown(self._teardown_timeout, self._observers)
 
     async def execute_flow(self, initial: S, cancel: CancellationToken | None = None) -> S:
         """Run the machine without validation and without resource setup/teardown: the

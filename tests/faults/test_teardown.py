@@ -59,12 +59,14 @@ class Tracked:
         journal: list[str],
         *,
         hang: bool = False,
+        swallow: bool = False,
         raises: BaseException | None = None,
         setup_error: Exception | None = None,
     ) -> None:
         self.name = name
         self.journal = journal
         self.hang = hang
+        self.swallow = swallow
         self.raises = raises
         self.setup_error = setup_error
 
@@ -82,6 +84,8 @@ class Tracked:
                 await anyio.sleep(HANG)
             except anyio.get_cancelled_exc_class():
                 self.journal.append(f"abandoned {self.name}")
+                if self.swallow:  # a badly behaved teardown: returns as if it finished
+                    return
                 raise
         self.journal.append(f"teardown {self.name}")
 
@@ -245,6 +249,35 @@ async def test_scheduler_shutdown_bounds_each_teardown() -> None:
     assert anyio.current_time() - started < LIMIT + SLACK
     assert torn_down(journal) == ["teardown last", "abandoned cache", "teardown first"]
     assert watch.overruns == [("Key.CACHE", LIMIT)]
+
+
+async def test_a_teardown_that_swallows_its_cancellation_is_still_reported() -> None:
+    journal: list[str] = []
+    res = (
+        Resources()
+        .insert("first", Tracked("first", journal))
+        .insert("rude", Tracked("rude", journal, hang=True, swallow=True))
+        .insert("stuck", Tracked("stuck", journal, hang=True))
+        .insert("last", Tracked("last", journal))
+    )
+    watch = TeardownWatch()
+    wf = (
+        Workflow(res)
+        .register(Step.WORK, Quick())
+        .add_exit_state(Step.DONE)
+        .with_teardown_timeout(LIMIT)
+        .with_observer(watch)
+    )
+    started = anyio.current_time()
+    assert await wf.orchestrate(Step.WORK) is Step.DONE
+    assert anyio.current_time() - started < 2 * LIMIT + SLACK
+    assert torn_down(journal) == [
+        "teardown last",
+        "abandoned stuck",
+        "abandoned rude",
+        "teardown first",
+    ]
+    assert watch.overruns == [("stuck", LIMIT), ("rude", LIMIT)]
 
 
 async def test_resources_teardown_all_keeps_working_without_arguments() -> None:
