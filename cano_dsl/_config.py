@@ -11,7 +11,7 @@ import attrs
 
 from ._errors import ConfigurationError
 
-__all__ = ["RetryMode", "TaskConfig", "seconds", "optional_seconds"]
+__all__ = ["RetryMode", "TaskConfig", "finite_seconds", "optional_seconds", "seconds"]
 
 _I32_MAX = 2**31 - 1
 _U64_MAX = 2**64 - 1
@@ -29,6 +29,16 @@ def seconds(value: float | datetime.timedelta, what: str = "duration") -> float:
         )
     if math.isnan(out) or out < 0:
         raise ConfigurationError(f"{what} must be a non-negative number of seconds, got {out!r}")
+    return out
+
+
+def finite_seconds(value: float | datetime.timedelta, what: str = "duration") -> float:
+    """`seconds`, and finite: for waits that must end (retry delays, intervals)."""
+    out = seconds(value, what)
+    if math.isinf(out):
+        raise ConfigurationError(
+            f"{what} must be a finite non-negative number of seconds, got {out!r}"
+        )
     return out
 
 
@@ -69,7 +79,7 @@ class RetryMode:
     @classmethod
     def fixed(cls, retries: int, delay: float | datetime.timedelta) -> RetryMode:
         """``retries`` retries, ``delay`` seconds apart."""
-        return cls("fixed", _count(retries, "retries"), seconds(delay, "retry delay"))
+        return cls("fixed", _count(retries, "retries"), finite_seconds(delay, "retry delay"))
 
     @classmethod
     def exponential(cls, max_retries: int) -> RetryMode:
@@ -86,19 +96,24 @@ class RetryMode:
         jitter: float,
     ) -> RetryMode:
         """Exponential backoff with every knob. A non-finite or non-positive multiplier
-        means 1.0 (every delay is the base); jitter is clamped to [0, 1]."""
+        means 1.0 (every delay is the base). ``base_delay`` and ``max_delay`` are finite
+        seconds >= 0; ``jitter`` is a number in [0, 1] (anything else, NaN included, is
+        a `ConfigurationError`, not clamped)."""
         if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)):
             raise ConfigurationError(f"multiplier must be a number, got {multiplier!r}")
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)):
-            raise ConfigurationError(f"jitter must be a number, got {jitter!r}")
+            raise ConfigurationError(f"jitter must be a number in [0, 1], got {jitter!r}")
         j = float(jitter)
-        j = min(max(j, 0.0), 1.0) if math.isfinite(j) else 0.0
+        if not 0.0 <= j <= 1.0:  # NaN fails too
+            raise ConfigurationError(
+                f"jitter must be a number in [0, 1] (0 = no jitter, 1 = full), got {j!r}"
+            )
         return cls(
             "exponential",
             _count(max_retries, "max_retries"),
-            seconds(base_delay, "base_delay"),
+            finite_seconds(base_delay, "base_delay"),
             float(multiplier),
-            seconds(max_delay, "max_delay"),
+            finite_seconds(max_delay, "max_delay"),
             j,
         )
 
@@ -164,9 +179,11 @@ class TaskConfig:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.retry_mode, RetryMode):
             raise ConfigurationError(f"retry_mode must be a RetryMode, got {self.retry_mode!r}")
-        if self.attempt_timeout is not None and self.attempt_timeout <= 0:
+        breaker = self.circuit_breaker
+        if breaker is not None and not callable(getattr(breaker, "try_acquire", None)):
             raise ConfigurationError(
-                f"attempt_timeout must be > 0 seconds, got {self.attempt_timeout!r}"
+                f"circuit_breaker must be a CircuitBreaker (anything with try_acquire()) "
+                f"or None, got {breaker!r}"
             )
 
     @classmethod
@@ -192,7 +209,9 @@ class TaskConfig:
         return attrs.evolve(self, retry_mode=RetryMode.exponential(max_retries))
 
     def with_attempt_timeout(self, timeout: float | datetime.timedelta) -> TaskConfig:
-        """A copy whose every attempt is cut off after ``timeout`` seconds (`TaskTimeout`)."""
+        """Bound each attempt by ``timeout`` seconds (>= 0). Zero, as in cano, is an
+        attempt that times out at once: at its first await that reaches the event loop
+        (a sleep, I/O, a lock, an event); a task that never yields still finishes."""
         return attrs.evolve(self, attempt_timeout=timeout)
 
     def with_circuit_breaker(self, breaker: Any) -> TaskConfig:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["WorkflowObserver", "notify"]
+from ._errors import ConfigurationError
+
+__all__ = ["HOOKS", "WorkflowObserver", "check_observer", "notify"]
 
 _log = logging.getLogger("cano_dsl.observer")
 
@@ -51,6 +54,44 @@ class WorkflowObserver:
 
     def on_unknown_resume_state(self, workflow_id: str, sequence: int, state: str) -> None:
         """A resumed log names a state this workflow no longer has."""
+
+    def on_teardown_timeout(self, resource: str, limit: float) -> None:
+        """A resource's ``teardown`` overran its bound (``limit`` float seconds, see
+        `Workflow.with_teardown_timeout`) and was abandoned; ``resource`` is its key (a
+        str key itself, ``"EnumName.MEMBER"`` for an Enum key)."""
+
+
+HOOKS: tuple[str, ...] = tuple(n for n in vars(WorkflowObserver) if n.startswith("on_"))
+"""The names of every observer hook, in declaration order."""
+
+
+def check_observer(observer: Any, where: str) -> None:
+    """Raise `ConfigurationError` unless ``observer`` is an instance with at least one
+    observer hook and every hook it has is a plain (synchronous) callable."""
+    if isinstance(observer, type):
+        raise ConfigurationError(
+            f"{where}: got the class {observer.__qualname__}; pass an instance "
+            f"(`{observer.__qualname__}()`)"
+        )
+    present = [h for h in HOOKS if getattr(observer, h, None) is not None]
+    if not present:
+        raise ConfigurationError(
+            f"{where}: {observer!r} is not an observer; pass an object with at least one "
+            "synchronous hook method (on_state_enter, on_task_failure, ...), e.g. a "
+            "WorkflowObserver subclass instance"
+        )
+    for hook in present:
+        method = getattr(observer, hook)
+        if not callable(method):
+            raise ConfigurationError(
+                f"{where}: {type(observer).__qualname__}.{hook} is {method!r}, not a method"
+            )
+        if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
+            raise ConfigurationError(
+                f"{where}: {type(observer).__qualname__}.{hook} is `async def`; observer "
+                "hooks are synchronous (the engine never awaits them): make it a plain "
+                "`def` and hand slow work to a queue or a task of your own"
+            )
 
 
 def notify(observers: Sequence[Any], hook: str, *args: Any) -> None:

@@ -3,23 +3,29 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 import inspect
 import logging
+import math
 import typing
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload, runtime_checkable
 
+import anyio
 import attrs
 
 from ._errors import (
+    ConfigurationError,
     ResourceDuplicateKey,
     ResourceNotFound,
     ResourceTypeMismatch,
     TaskDefinitionError,
 )
+from ._observer import notify
 
 __all__ = [
+    "DEFAULT_TEARDOWN_TIMEOUT",
     "HealthStatus",
     "Res",
     "Resource",
@@ -35,6 +41,28 @@ T = TypeVar("T")
 C = TypeVar("C", bound=type)
 
 ResourceKey = typing.Union[str, enum.Enum]
+
+DEFAULT_TEARDOWN_TIMEOUT = 30.0
+"""Seconds each resource's ``teardown`` may take before it is abandoned."""
+
+
+def teardown_limit(value: float | datetime.timedelta | None, what: str) -> float | None:
+    """A teardown bound as float seconds: ``> 0`` and finite, or ``None`` (unbounded)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        out = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out = float(value)
+    else:
+        raise ConfigurationError(
+            f"{what} must be float seconds, a datetime.timedelta or None (no bound), got {value!r}"
+        )
+    if not math.isfinite(out) or out <= 0:
+        raise ConfigurationError(
+            f"{what} must be a finite number of seconds > 0, or None for no bound; got {out!r}"
+        )
+    return out
 
 
 @attrs.frozen
@@ -200,22 +228,37 @@ class Resources:
 
     async def setup_all(self) -> None:
         """Set up every resource in insertion order. If one fails, tear down the ones
-        already set up in reverse order, then raise its error."""
-        done: list[Any] = []
-        for value in list(self._items.values()):
+        already set up in reverse order (each bounded by `DEFAULT_TEARDOWN_TIMEOUT`),
+        then raise its error."""
+        await self._setup(DEFAULT_TEARDOWN_TIMEOUT, ())
+
+    async def teardown_all(
+        self, timeout: float | datetime.timedelta | None = DEFAULT_TEARDOWN_TIMEOUT
+    ) -> None:
+        """Tear down every resource in reverse insertion order. Each ``teardown`` is
+        shielded from outside cancellation and bounded by ``timeout`` seconds (``None``:
+        unbounded); one that overruns is cancelled, abandoned and logged. A failing
+        teardown is logged and never stops the others; a `KeyboardInterrupt` or
+        `SystemExit` raised by one is re-raised after the others ran. Never raises an
+        `Exception` (a bad ``timeout`` is a `ConfigurationError`, raised first)."""
+        limit = teardown_limit(timeout, "teardown timeout")
+        await self._teardown(limit, ())
+
+    async def _setup(self, limit: float | None, observers: typing.Sequence[Any]) -> None:
+        done: list[tuple[Any, Any]] = []
+        for key, value in list(self._items.items()):
             hook = getattr(value, "setup", None)
             if hook is not None:
                 try:
                     await hook()
                 except BaseException:
-                    await _teardown_values(reversed(done))
+                    await _teardown_values(reversed(done), limit, observers)
                     raise
-            done.append(value)
+            done.append((key, value))
 
-    async def teardown_all(self) -> None:
-        """Tear down every resource in reverse insertion order; a failing teardown is
-        logged and never stops the others. Never raises an `Exception`."""
-        await _teardown_values(reversed(list(self._items.values())))
+    async def _teardown(self, limit: float | None, observers: typing.Sequence[Any]) -> None:
+        """`teardown_all` with an already checked bound and the observers to tell."""
+        await _teardown_values(reversed(list(self._items.items())), limit, observers)
 
     async def check_all_health(self) -> dict[Any, HealthStatus]:
         """Every resource's `health()` (healthy when it has none), in insertion order."""
@@ -242,21 +285,86 @@ class Resources:
         return worst
 
 
-async def _teardown_values(values: typing.Iterable[Any]) -> None:
-    for value in values:
-        hook = getattr(value, "teardown", None)
-        if hook is None:
-            continue
-        try:
-            await hook()
-        except Exception:
-            _log.exception("teardown of resource %r failed; continuing", value)
+# A teardown may get up to this fraction of its bound on top of it: the deadline of the
+# shared cancel scope is re-armed only when a previous teardown used more than that, so
+# a run of quick teardowns costs one timer, not one per resource.
+_SLACK = 0.01
+
+
+async def _teardown_values(
+    items: typing.Iterable[tuple[Any, Any]],
+    limit: float | None,
+    observers: typing.Sequence[Any],
+) -> None:
+    """Run each value's ``teardown`` shielded from outside cancellation and bounded by
+    ``limit`` seconds (each gets at least ``limit``, at most 1 % more); log failures and
+    overruns, tell observers of overruns, and re-raise the first `BaseException` that
+    is not an `Exception` only after every teardown ran."""
+    pending = [(k, v, h) for k, v in items if (h := getattr(v, "teardown", None)) is not None]
+    deferred: BaseException | None = None
+    i, n = 0, len(pending)
+    while i < n:
+        overrun: Any = _NONE
+        with anyio.CancelScope(shield=True) as scope:
+            armed = -math.inf
+            while i < n:
+                key, value, hook = pending[i]
+                i += 1
+                if limit is not None:
+                    now = anyio.current_time()
+                    if now - armed > limit * _SLACK:
+                        armed = now
+                        scope.deadline = now + limit * (1 + _SLACK)
+                try:
+                    await hook()
+                except Exception:
+                    _log.exception(
+                        "teardown of resource %s (%r) failed; continuing", _key_text(key), value
+                    )
+                except BaseException as exc:
+                    if scope.cancel_called and isinstance(exc, anyio.get_cancelled_exc_class()):
+                        overrun = key
+                        raise  # to this scope, which absorbs its own cancellation
+                    if deferred is None:  # KeyboardInterrupt, SystemExit: finish first
+                        deferred = exc
+                    else:
+                        _log.error(
+                            "teardown of resource %s raised %r while %r was pending; dropped",
+                            _key_text(key),
+                            exc,
+                            deferred,
+                        )
+                if limit is not None and scope.cancel_called:  # overran, swallowed the cancel
+                    overrun = key
+                    break
+        if overrun is not _NONE:
+            assert limit is not None
+            _log.error(
+                "teardown of resource %s did not finish within %gs; abandoned (raise the "
+                "bound with Workflow.with_teardown_timeout)",
+                _key_text(overrun),
+                limit,
+            )
+            if observers:
+                notify(observers, "on_teardown_timeout", _key_label(overrun), limit)
+    if deferred is not None:
+        raise deferred
+
+
+_NONE: Any = object()
 
 
 def _key_text(key: object) -> str:
     if isinstance(key, enum.Enum):
         return f"{type(key).__name__}.{key.name}"
     return repr(key)
+
+
+def _key_label(key: object) -> str:
+    """A resource key as observers see it: the str itself, or ``Enum.NAME``."""
+    if isinstance(key, enum.Enum):
+        return f"{type(key).__name__}.{key.name}"
+    return str(key)
 
 
 @attrs.frozen

@@ -12,9 +12,25 @@ from ._config import TaskConfig
 from ._errors import CircuitOpenError, RetryExhausted, TaskTimeout
 from ._observer import notify
 
-__all__ = ["run_with_retries", "run_attempts"]
+__all__ = ["is_final", "mark_final", "run_with_retries", "run_attempts"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
+
+_FINAL = "__cano_final__"
+
+
+def mark_final(exc: E) -> E:
+    """Flag ``exc`` as final: the retry loop raises it at once, raw, without retrying
+    (a saga step that was already undone inline must not run again)."""
+    setattr(exc, _FINAL, True)
+    return exc
+
+
+def is_final(exc: BaseException) -> bool:
+    """Whether ``exc`` was flagged by `mark_final`."""
+    return getattr(exc, _FINAL, False) is True
+
 
 _ATTEMPT_TIMEOUT_MESSAGE = "task attempt exceeded attempt_timeout"
 
@@ -41,8 +57,9 @@ async def run_with_retries(
 ) -> T:
     """Run ``fn`` under ``config``: breaker admission, per-attempt timeout, retries with
     the mode's delays, ``on_retry`` before each sleep. One attempt returns the raw error;
-    several return `RetryExhausted` (``__cause__`` = the last error). An open circuit is
-    raised raw and stops the remaining retries at once."""
+    several return `RetryExhausted` (``__cause__`` = the last error). An open circuit, and
+    an error flagged by `mark_final`, is raised raw and stops the remaining retries at
+    once."""
     return await run_attempts(
         config, fn, 0, task_id=task_id, observers=observers, timeout_message=timeout_message
     )
@@ -70,6 +87,8 @@ async def run_attempts(
         assert first_error is not None
         if sink is not None:
             sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, attempt, _metrics.OUTCOME_FAILED)
+        if is_final(first_error):
+            raise first_error
         if attempt >= max_attempts:
             if max_attempts <= 1:
                 raise first_error
@@ -97,6 +116,8 @@ async def run_attempts(
                 permit.record_failure()
             if sink is not None:
                 sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+            if is_final(exc):
+                raise
             attempt += 1
             if attempt >= max_attempts:
                 if max_attempts <= 1:

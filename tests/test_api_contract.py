@@ -134,7 +134,8 @@ def test_workflow_builder_methods() -> None:
     for name in (
         "register register_router register_split register_stepped register_stream "
         "register_with_compensation add_exit_state add_exit_states with_observer "
-        "with_total_timeout with_compensation_timeout with_checkpoint_store "
+        "with_total_timeout with_compensation_timeout with_teardown_timeout "
+        "with_checkpoint_store "
         "with_workflow_id with_workflow_version validate validate_initial_state "
         "registered_states orchestrate resume_from run_sync bare"
     ).split():
@@ -155,7 +156,7 @@ def test_observer_hooks() -> None:
     for hook in (
         "on_state_enter on_task_start on_task_success on_task_failure on_retry "
         "on_circuit_open on_checkpoint on_resume on_workflow_timeout on_cancelled "
-        "on_checkpoint_clear_failed on_unknown_resume_state"
+        "on_checkpoint_clear_failed on_unknown_resume_state on_teardown_timeout"
     ).split():
         assert callable(getattr(WorkflowObserver(), hook))
 

@@ -7,12 +7,15 @@ Registration mutates the scheduler and returns it, so both styles work::
     sched.cron("nightly", wf, Step.START, "0 0 3 * * *")
 
 Bad input is rejected here, at registration: a taken id, an unparsable cron
-expression, a negative interval, a `set_backoff` for an unknown id.
+expression, an interval that is not a finite number of seconds > 0 (zero would
+busy-spin), a `set_backoff` for an unknown id.
 """
 
 from __future__ import annotations
 
 import datetime
+import enum
+import math
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
@@ -59,6 +62,23 @@ def _check_workflow(workflow: Any, flow_id: str) -> None:
         )
 
 
+def _interval(value: Any, flow_id: str, unit: str = "seconds") -> float:
+    """An interval as a finite number > 0 (of ``unit``); else `ConfigurationError`."""
+    if unit != "seconds" and isinstance(value, datetime.timedelta):
+        raise ConfigurationError(
+            f"Flow '{flow_id}' interval in {unit} must be a number, got {value!r}; "
+            "pass a timedelta to every()"
+        )
+    out = seconds(value, f"Flow '{flow_id}' interval")
+    if not math.isfinite(out) or out <= 0:
+        raise ConfigurationError(
+            f"Flow '{flow_id}' interval must be a finite number of {unit} > 0, got {out!r} "
+            "(a zero interval would re-run the flow in a busy loop; use manual() for a "
+            "flow run only on demand)"
+        )
+    return out
+
+
 class Scheduler:
     """Runs workflows on intervals, cron expressions and manual triggers.
 
@@ -79,8 +99,13 @@ class Scheduler:
     # -- registration ------------------------------------------------------------
 
     def _add(self, spec: FlowSpec) -> Scheduler:
-        if not isinstance(spec.id, str):
-            raise ConfigurationError(f"Flow id must be a str, got {spec.id!r}")
+        if not isinstance(spec.id, str) or not spec.id:
+            raise ConfigurationError(f"Flow id must be a non-empty str, got {spec.id!r}")
+        if not isinstance(spec.initial, enum.Enum):
+            raise ConfigurationError(
+                f"Flow '{spec.id}': the initial state must be a member of the workflow's "
+                f"state Enum, got {spec.initial!r}"
+            )
         if spec.id in self._flows:
             raise ConfigurationError(f"Flow '{spec.id}' already exists")
         _check_workflow(spec.workflow, spec.id)
@@ -91,9 +116,9 @@ class Scheduler:
         self, id: str, workflow: Any, initial: Any, interval: float | datetime.timedelta
     ) -> Scheduler:
         """Run ``workflow`` from ``initial`` at once, then ``interval`` seconds after
-        each run ends (longer while a backoff window is open)."""
-        period = seconds(interval, f"Flow '{id}' interval")
-        return self._add(FlowSpec(id, workflow, initial, "every", interval=period))
+        each run ends (longer while a backoff window is open). ``interval`` is float
+        seconds or a ``timedelta``, finite and > 0."""
+        return self._add(FlowSpec(id, workflow, initial, "every", interval=_interval(interval, id)))
 
     def every_seconds(self, id: str, workflow: Any, initial: Any, n: float) -> Scheduler:
         """`every` with an interval of ``n`` seconds."""
@@ -101,11 +126,11 @@ class Scheduler:
 
     def every_minutes(self, id: str, workflow: Any, initial: Any, n: float) -> Scheduler:
         """`every` with an interval of ``n`` minutes."""
-        return self.every(id, workflow, initial, seconds(n, f"Flow '{id}' interval") * 60)
+        return self.every(id, workflow, initial, _interval(n, id, "minutes") * 60)
 
     def every_hours(self, id: str, workflow: Any, initial: Any, n: float) -> Scheduler:
         """`every` with an interval of ``n`` hours."""
-        return self.every(id, workflow, initial, seconds(n, f"Flow '{id}' interval") * 3600)
+        return self.every(id, workflow, initial, _interval(n, id, "hours") * 3600)
 
     def cron(self, id: str, workflow: Any, initial: Any, expression: str) -> Scheduler:
         """Run ``workflow`` at each firing of the cron ``expression`` (UTC); see

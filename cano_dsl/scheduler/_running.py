@@ -407,7 +407,8 @@ class SchedulerRun:
         done: list[FlowSpec] = []
         for spec in specs:
             try:
-                await spec.workflow.resources.setup_all()
+                wf = spec.workflow
+                await wf.resources._setup(wf._teardown_timeout, wf._observers)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await _teardown(reversed(done))
@@ -463,5 +464,16 @@ class SchedulerRun:
 
 
 async def _teardown(specs: Any) -> None:
+    """Tear down each flow's resources, each teardown bounded by its workflow's
+    `with_teardown_timeout`; a `KeyboardInterrupt` / `SystemExit` from one flow's
+    teardown is re-raised after the other flows were torn down too."""
+    deferred: BaseException | None = None
     for spec in specs:
-        await spec.workflow.resources.teardown_all()
+        wf = spec.workflow
+        try:
+            await wf.resources._teardown(wf._teardown_timeout, wf._observers)
+        except BaseException as exc:
+            if deferred is None:
+                deferred = exc
+    if deferred is not None:
+        raise deferred

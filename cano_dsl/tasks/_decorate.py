@@ -58,6 +58,9 @@ class ModelSpec:
         default=None, eq=False
     )
     default_config: Any = attrs.field(default=None, eq=False)
+    checks: Any = attrs.field(factory=dict, eq=False)
+    """Constant name -> ``check(value) -> error text | None``, applied at decoration to
+    a constant written as a plain attribute (methods are checked when read)."""
 
     @property
     def hooks(self) -> tuple[str, ...]:
@@ -85,6 +88,16 @@ def _own_or_inherited(cls: type, name: str, base: type | None) -> Any:
         if name in klass.__dict__:
             return klass.__dict__[name]
     return None
+
+
+def _raw_member(cls: type, name: str, base: type | None) -> tuple[bool, Any]:
+    """Whether the user's classes define ``name`` (even as ``None``), and its value."""
+    for klass in cls.__mro__:
+        if klass is object or (base is not None and klass in base.__mro__):
+            continue
+        if name in klass.__dict__:
+            return True, klass.__dict__[name]
+    return False, None
 
 
 def check_class(spec: ModelSpec, cls: type, *, register: bool = True) -> None:
@@ -123,6 +136,12 @@ def check_class(spec: ModelSpec, cls: type, *, register: bool = True) -> None:
             )
     for name in spec.constants:
         member = _own_or_inherited(cls, name, base)
+        check = spec.checks.get(name)
+        if check is not None and not callable(member) and not isinstance(member, property):
+            has, raw = _raw_member(cls, name, base)
+            problem = check(raw) if has else None
+            if problem is not None:
+                raise TaskDefinitionError(f"{where}: `{name}` {problem}")
         if member is not None and _is_async(member, True):
             raise TaskDefinitionError(
                 f"{where}: `{name}` must be a plain method or attribute returning a "

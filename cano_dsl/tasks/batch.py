@@ -12,6 +12,7 @@ cycle.
 from __future__ import annotations
 
 import abc
+import numbers
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
@@ -51,6 +52,21 @@ async def _retry_item(
     return Err(error)
 
 
+def concurrency_error(value: Any) -> str | None:
+    """Why ``value`` is not a batch concurrency (an int; 0 and negatives mean 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return f"must be an int (items in flight at once; 0 and negatives mean 1), got {value!r}"
+    return None
+
+
+def _concurrency(b: Any) -> int:
+    conc = constant(b, "concurrency")
+    problem = concurrency_error(conc)
+    if problem is not None:
+        raise TaskDefinitionError(f"{type(b).__qualname__}.concurrency {problem}")
+    return max(int(conc), 1)
+
+
 # Ok(v) built in C from the 1-tuples ``zip(values)`` yields: no Python frame per item
 _ok_from_1tuple = partial(tuple.__new__, Ok)
 
@@ -70,14 +86,13 @@ async def run_batch(b: Any, res: Resources) -> Any:
 
 
 async def _run_batch(b: Any, res: Resources, sink: _metrics.MetricsSink | None) -> Any:
-    items = await b.load(res)
-    if not isinstance(items, Sequence):
-        items = list(items)
     mode = constant(b, "item_retry")
     if not isinstance(mode, RetryMode):
         raise TaskDefinitionError(f"{type(b).__qualname__}.item_retry must give a RetryMode")
-    conc = constant(b, "concurrency")
-    conc = conc if isinstance(conc, int) and conc > 1 else 1
+    conc = _concurrency(b)
+    items = await b.load(res)
+    if not isinstance(items, Sequence):
+        items = list(items)
     n = len(items)
     process = b.process_item
     retries = mode.max_attempts > 1
@@ -133,6 +148,7 @@ BATCH_SPEC = ModelSpec(
     "batch",
     required=("load", "process_item", "finish"),
     constants=("concurrency", "item_retry", "config", "name"),
+    checks={"concurrency": concurrency_error},
 )
 
 

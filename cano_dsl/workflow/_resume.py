@@ -40,7 +40,7 @@ async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationT
         )
     wf.validate()
     res = wf._resources
-    await res.setup_all()
+    await res._setup(wf._teardown_timeout, wf._observers)
     try:
         try:
             rows = list(await store.load_run(workflow_id))
@@ -89,4 +89,4 @@ async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationT
         return await wf._drive_measured(run, resume_state)
     finally:
         with anyio.CancelScope(shield=True):
-            await res.teardown_all()
+            await res._teardown(wf._teardown_timeout, wf._observers)

@@ -26,7 +26,7 @@ from .._errors import (
     WorkflowError,
 )
 from .._observer import notify
-from .._retry import run_with_retries
+from .._retry import mark_final, run_with_retries
 from .._state import TaskResult
 from ..stores._row import CheckpointRow
 from . import _engine
@@ -44,12 +44,13 @@ def encode_output(output: Any) -> bytes:
 
 
 async def _inline_compensate(task: Any, res: Any, output: Any, original: Exception) -> Exception:
-    """Undo a forward run the engine rejected; the error the attempt ends with."""
+    """Undo a forward run the engine rejected; the error the attempt ends with, flagged
+    final so that the retry loop does not run the step (and its side effect) again."""
     try:
         await task.compensate(res, output)
     except Exception as exc:
-        return CompensationFailed([original, exc])
-    return original
+        return mark_final(CompensationFailed([original, exc]))
+    return mark_final(original)
 
 
 def _next_state(wf: Workflow[Any], value: Any) -> Any:
@@ -85,11 +86,12 @@ async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | Non
     encode_error: Exception | None = None
     try:
         blob = encode_output(output)
-    except (TypeError, ValueError) as exc:
-        encode_error = exc
-    if blob is not None:
         # compensate always sees the JSON round trip, whether or not a crash intervenes
-        output = json.loads(blob)
+        decoded = json.loads(blob)
+    except Exception as exc:  # any encoder failure: RecursionError, OverflowError, ...
+        blob, encode_error = None, exc
+    else:
+        output = decoded
     if isinstance(value, TaskResult) and value.is_split:
         raise await _inline_compensate(
             task,
@@ -117,7 +119,10 @@ async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | Non
             task,
             res,
             output,
-            TaskExecutionError(f"serialize compensation output for `{name}`: {encode_error}"),
+            TaskExecutionError(
+                f"serialize compensation output for `{name}`: "
+                f"{type(encode_error).__name__}: {encode_error}"
+            ),
         )
     assert blob is not None
     return nxt, blob

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal
@@ -114,14 +115,39 @@ def _bulkhead(value: int | None) -> int | None:
     return value
 
 
+def _strategy(value: Any) -> JoinStrategy:
+    if isinstance(value, JoinStrategy):
+        return value
+    name: str = getattr(getattr(value, "__func__", None), "__qualname__", "")
+    if callable(value) and name.startswith("JoinStrategy."):
+        bare = ("JoinStrategy.all", "JoinStrategy.any", "JoinStrategy.partial_timeout")
+        args = "()" if name in bare else "(...)"
+        raise ConfigurationError(
+            f"JoinConfig strategy must be a JoinStrategy, got the factory {name} itself; "
+            f"call it: `{name}{args}`"
+        )
+    raise ConfigurationError(
+        f"JoinConfig strategy must be a JoinStrategy (JoinStrategy.all(), .any(), "
+        f".quorum(n), ...), got {value!r}"
+    )
+
+
+def _join_state(value: Any) -> Any:
+    if not isinstance(value, enum.Enum):
+        raise ConfigurationError(
+            f"JoinConfig join_state must be a member of the workflow's state Enum, got {value!r}"
+        )
+    return value
+
+
 @attrs.frozen
 class JoinConfig(Generic[S]):
     """How a split state joins: the strategy, the state entered when it is satisfied,
     an optional timeout (float seconds) and an optional bulkhead (most branches
     running at once)."""
 
-    strategy: JoinStrategy
-    join_state: S
+    strategy: JoinStrategy = attrs.field(converter=_strategy)
+    join_state: S = attrs.field(converter=_join_state)
     timeout: float | None = attrs.field(default=None, converter=_timeout)
     bulkhead: int | None = attrs.field(default=None, converter=_bulkhead)
 

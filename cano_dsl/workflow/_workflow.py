@@ -15,8 +15,8 @@ from .. import _metrics
 from .._cancel import CancellationToken
 from .._config import TaskConfig, optional_seconds
 from .._errors import ConfigurationError
-from .._observer import notify
-from .._resources import Resources
+from .._observer import check_observer, notify
+from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
 from ..tasks._decorate import ModelSpec, constant, model_of
 from ._compensation import drain_stack
@@ -76,6 +76,7 @@ class Workflow(Generic[S]):
         self._observers: tuple[Any, ...] = ()
         self._total_timeout: float | None = None
         self._comp_timeout: float | None = None
+        self._teardown_timeout: float | None = DEFAULT_TEARDOWN_TIMEOUT
         self._store: Any = None
         self._workflow_id: str | None = None
         self._version = 0
@@ -224,6 +225,10 @@ class Workflow(Generic[S]):
                 f"{method}({state.name}, ...): join_state {join_state!r} is not a member of "
                 f"this workflow's state Enum {state_type.__name__}"
             )
+        if model_of(tasks) is not None or not isinstance(tasks, Iterable):
+            raise ConfigurationError(
+                f"{method}({state.name}, ...): tasks must be a list of tasks, got {tasks!r}"
+            )
         task_list = list(tasks)
         configs = []
         for t in task_list:
@@ -244,13 +249,22 @@ class Workflow(Generic[S]):
 
     def add_exit_states(self, states: Iterable[S]) -> Workflow[S]:
         """`add_exit_state` for each of ``states``, in order."""
+        if isinstance(states, (enum.Enum, str)) or not isinstance(states, Iterable):
+            raise ConfigurationError(
+                f"add_exit_states takes an iterable of states, got {states!r}; "
+                "use add_exit_state for one state"
+            )
         wf = self
         for s in states:
             wf = wf.add_exit_state(s)
         return wf
 
     def with_observer(self, observer: Any) -> Workflow[S]:
-        """Add an observer; observers are called in the order they were added."""
+        """Add an observer; observers are called in the order they were added.
+
+        ``observer`` must be an instance with at least one `WorkflowObserver` hook, and
+        its hooks must be synchronous; anything else is a `ConfigurationError` now."""
+        check_observer(observer, "with_observer")
         return self._evolve(_observers=(*self._observers, observer))
 
     def with_total_timeout(self, timeout: float | datetime.timedelta) -> Workflow[S]:
@@ -263,8 +277,22 @@ class Workflow(Generic[S]):
         unbounded; each compensator is still bounded by its own ``attempt_timeout``."""
         return self._evolve(_comp_timeout=optional_seconds(timeout, "compensation timeout"))
 
+    def with_teardown_timeout(self, timeout: float | datetime.timedelta | None) -> Workflow[S]:
+        """Bound each resource's ``teardown`` at the end of a run (default 30 s).
+
+        A teardown that overruns is cancelled and abandoned: the run logs an error
+        naming the resource, calls the observers' ``on_teardown_timeout(key, limit)``
+        and goes on with the next resource. ``timeout`` is float seconds or a
+        ``timedelta``, finite and > 0; ``None`` removes the bound."""
+        return self._evolve(_teardown_timeout=teardown_limit(timeout, "teardown timeout"))
+
     def with_checkpoint_store(self, store: Any) -> Workflow[S]:
         """Write a checkpoint log to ``store`` (needs `with_workflow_id`)."""
+        if isinstance(store, type):
+            raise ConfigurationError(
+                f"with_checkpoint_store: got the class {store.__qualname__}; pass an "
+                f"instance (`{store.__qualname__}(...)`)"
+            )
         for method in ("append", "load_run", "clear"):
             if not callable(getattr(store, method, None)):
                 raise ConfigurationError(
@@ -393,12 +421,11 @@ class Workflow(Generic[S]):
                 "with_workflow_id(...) before orchestrate"
             )
         res = self._resources
-        await res.setup_all()
+        await res._setup(self._teardown_timeout, self._observers)
         try:
             return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await res.teardown_all()
+        finally:  # each teardown is shielded and bounded on its own
+            await res._teardown(self._teardown_timeout, self._observers)
 
     async def execute_flow(self, initial: S, cancel: CancellationToken | None = None) -> S:
         """Run the machine without validation and without resource setup/teardown: the

@@ -724,7 +724,8 @@ async def test_total_timeout_drains_commits_and_reports_workflow_timeout() -> No
     store = Recorder()
     obs = Counting()
     task = Endless(window=StreamWindow.count(3))
-    wf = engine(task, store).with_total_timeout(0.05).with_observer(obs)
+    # long enough for a first window of 3 items even after a stall on a loaded machine
+    wf = engine(task, store).with_total_timeout(0.5).with_observer(obs)
     with pytest.raises(StateFailure) as info:
         await wf.orchestrate(Step.CONSUME)
     assert info.value.category == "workflow_timeout"
