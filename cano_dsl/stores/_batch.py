@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .._errors import CheckpointStoreError
+from .._ids import check_workflow_id
 from ._row import CheckpointRow
 
 __all__ = ["BatchRunner", "BatchedStore", "Op", "OpKind"]
@@ -123,6 +124,15 @@ class BatchRunner:
             for op in batch:
                 if not op.resolved:
                     op.fail(exc)
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit, ...: every op still gets an outcome (so no
+            # caller waits for one that never comes), then it propagates to the leader.
+            err = CheckpointStoreError(f"store batch interrupted by {type(exc).__name__}")
+            err.__cause__ = exc
+            for op in batch:
+                if not op.resolved:
+                    op.fail(err)
+            raise
 
     def _hand_over(self) -> None:
         if self._queue:
@@ -166,18 +176,23 @@ class BatchedStore:
 
     # -- the CheckpointStore protocol -------------------------------------------------
 
+    # A bad workflow id is a ConfigurationError here, before its op can join a batch.
+
     async def append(self, workflow_id: str, row: CheckpointRow) -> None:
         """Add ``row`` to ``workflow_id``'s log; a taken sequence raises the conflict error."""
-        await self._submit(Op(OpKind.APPEND, workflow_id, row))
+        wid = check_workflow_id(workflow_id, f"{type(self).__name__}.append")
+        await self._submit(Op(OpKind.APPEND, wid, row))
 
     async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
         """Every row of ``workflow_id``, ascending by sequence (``[]`` if none)."""
-        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, workflow_id))
+        wid = check_workflow_id(workflow_id, f"{type(self).__name__}.load_run")
+        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, wid))
         return rows
 
     async def clear(self, workflow_id: str) -> None:
         """Delete ``workflow_id``'s rows (and nothing else); an unknown id is fine."""
-        await self._submit(Op(OpKind.CLEAR, workflow_id))
+        wid = check_workflow_id(workflow_id, f"{type(self).__name__}.clear")
+        await self._submit(Op(OpKind.CLEAR, wid))
 
     # -- lifecycle -----------------------------------------------------------------------
 
