@@ -325,12 +325,16 @@ class SqliteCheckpointStore(BatchedStore):
             raise self._latch(what, exc) or self._error(what, exc) from exc
 
     def _quick_check(self, conn: sqlite3.Connection) -> None:
-        problems = [str(p) for (p,) in conn.execute("PRAGMA quick_check(5)")]
+        what = "integrity check at open (PRAGMA quick_check)"
+        try:
+            problems = [str(p) for (p,) in conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as exc:
+            raise self._latch(what, exc) or self._error(what, exc) from exc
         if problems != ["ok"]:
             found = sqlite3.DatabaseError(
-                "database disk image is malformed: PRAGMA quick_check found: " + "; ".join(problems)
+                "database disk image is malformed: " + "; ".join(problems)
             )
-            raise self._latch("integrity check at open", found) or found
+            raise self._latch(what, found) or self._error(what, found) from found
 
     def _check_schema(self, conn: sqlite3.Connection, tables: set[str]) -> None:
         if _META not in tables:
