@@ -83,7 +83,10 @@ class BatchRunner:
 
     ``execute`` runs in a worker thread and must call ``op.succeed(...)`` or
     ``op.fail(...)`` on every op of the batch; if it raises instead, the exception is
-    given to every op it left unresolved.
+    given to every op it left unresolved. A `BaseException` that is not an `Exception`
+    (``KeyboardInterrupt``, ``SystemExit``) fails every unresolved op with
+    `CheckpointStoreError` and then propagates to the batch's leader. (Rolling back what
+    the batch did is ``execute``'s job: the stores do it before they let anything out.)
     """
 
     def __init__(self, execute: Callable[[Sequence[Op]], None]) -> None:

@@ -14,6 +14,12 @@ cano-e2e store, so both can read each other's rows::
 
 A broken connection (server restart, network drop) fails the calls in flight with
 `CheckpointStoreError`; the next call reconnects.
+
+An exception from one op of a batch (a value psycopg cannot send, a row the server
+refuses, anything) fails that op alone: the transaction is rolled back and the other
+ops run again in a new one. Errors about the connection or the transaction itself
+(connection loss, cancellation, deadlock, lock timeout) fail the whole batch. No
+transaction outlives a batch.
 """
 
 from __future__ import annotations

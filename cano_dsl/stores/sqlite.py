@@ -16,6 +16,16 @@ The file is opened and checked on first use (or by `open()` / ``async with``), n
 the constructor: a file that is not a SQLite database, a SQLite database of some other
 application (tables but no ``cano_dsl_meta`` marker) or one written by a newer schema
 raises `CheckpointStoreError` there, and again on every later call.
+
+Once SQLite reports the file damaged (``SQLITE_CORRUPT`` / ``SQLITE_NOTADB``, at open or
+in any call) the store *latches*: it closes its connection and refuses every later call
+with the same `CheckpointStoreError`, which names the file and how to recover its rows,
+so the file is never written again. ``integrity_check=True`` runs ``PRAGMA quick_check``
+at open to find damage no call has touched yet.
+
+Inside a batch each op is one statement, and SQLite backs a failed statement out alone,
+so an exception from one op (a driver error, a value that cannot be bound, anything)
+fails only that op; its neighbours commit. No transaction outlives a batch.
 """
 
 from __future__ import annotations
@@ -74,6 +84,11 @@ class SqliteCheckpointStore(BatchedStore):
     ``durability="full"`` adds an fsync to every commit (``synchronous=FULL``), so a
     returned ``append`` survives power loss too; concurrent appends share one fsync.
     ``busy_timeout`` (seconds) bounds the wait for another process's write lock.
+    ``integrity_check=True`` runs ``PRAGMA quick_check`` when the file is opened (time
+    proportional to its size) and refuses a damaged file there; without it, damage is
+    found only when a call touches it. Either way, after the first sign of corruption
+    the store neither reads nor writes the file again (every call raises
+    `CheckpointStoreError` saying how to recover it).
 
     Usable directly (the file is opened on first use) or as ``async with``; call
     `aclose()` when done. After `aclose()` every call raises `CheckpointStoreError`.
