@@ -131,7 +131,7 @@ class Harness:
                 f"EXECUTE FUNCTION {self.table}_reject()"
             )
 
-    def block(self) -> None:
+    def block(self, seq: int = 0) -> None:
         """Hold the store's next append (to id ``anchor``) behind another transaction."""
         if self.kind == "sqlite":
             self._blocker = sqlite3.connect(self.path, isolation_level=None)
@@ -142,7 +142,8 @@ class Harness:
             self._blocker = psycopg.connect(self.dsn)
             self._blocker.execute(
                 f"INSERT INTO {self.table} (workflow_id, sequence, state, task_id) "
-                "VALUES ('anchor', 0, 'BLOCKER', 't')"
+                "VALUES ('anchor', %s, 'BLOCKER', 't')",
+                (seq,),
             )
 
     def unblock(self) -> None:
@@ -200,7 +201,7 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 async def _one_batch(
-    h: Harness, poisoned: Callable[[], Awaitable[object]]
+    h: Harness, poisoned: Callable[[], Awaitable[object]], seq: int = 0
 ) -> tuple[dict[str, object], object]:
     """Run good appends and ``poisoned()`` queued together behind a held-up append;
     return every good call's outcome and the poisoned call's."""
@@ -213,9 +214,9 @@ async def _one_batch(
             outcomes[name] = exc
 
     def good(wid: str) -> Callable[[], Awaitable[object]]:
-        return lambda: h.store.append(wid, CheckpointRow(0, "S", "t"))
+        return lambda: h.store.append(wid, CheckpointRow(seq, "S", "t"))
 
-    h.block()
+    h.block(seq)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(call, "anchor", good("anchor"))
@@ -342,7 +343,7 @@ async def test_sqlite_neighbours_are_visible_to_another_process_at_once(tmp_path
         assert isinstance(poisoned, ConfigurationError)
         assert all(result is None for result in outcomes.values()), outcomes
         outcomes2, poisoned2 = await _one_batch(
-            h, lambda: h.store.append("bad", CheckpointRow(0, "S\udcff", "t"))
+            h, lambda: h.store.append("bad", CheckpointRow(0, "S\udcff", "t")), seq=1
         )
         assert isinstance(poisoned2, CheckpointStoreError)
         assert all(result is None for result in outcomes2.values()), outcomes2
