@@ -223,7 +223,7 @@ class PostgresCheckpointStore(BatchedStore):
         return None
 
     def _op_error(self, op: Op, exc: BaseException) -> CheckpointStoreError:
-        what = f"{op.kind.name.lower()} {op.args[0]!r}"
+        what = op.kind.name.lower() + (f" {op.args[0]!r}" if op.args else "")
         if op.kind is OpKind.APPEND:
             what += f" sequence={op.args[1].sequence}"
         return self._error(what, exc)

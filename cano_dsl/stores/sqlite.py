@@ -139,7 +139,7 @@ class SqliteCheckpointStore(BatchedStore):
 
     def _op_error(self, op: Op, exc: BaseException) -> CheckpointStoreError:
         """The error for ``op`` failing with ``exc``; the latch's error if it is corruption."""
-        what = f"{op.kind.name.lower()} {op.args[0]!r}"
+        what = op.kind.name.lower() + (f" {op.args[0]!r}" if op.args else "")
         if op.kind is OpKind.APPEND:
             what += f" sequence={op.args[1].sequence}"
         return self._latch(what, exc) or self._error(what, exc)
