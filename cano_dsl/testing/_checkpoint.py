@@ -35,8 +35,9 @@ class InMemoryCheckpointStore:
         return f"InMemoryCheckpointStore({counts!r})"
 
     async def append(self, workflow_id: str, row: CheckpointRow) -> None:
-        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.append")
+        """Store ``row``; a second row at the same sequence raises `CheckpointStoreError`."""
         await anyio.lowlevel.checkpoint()
+        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.append")
         with self._lock:
             rows = self._runs.setdefault(workflow_id, {})
             if row.sequence in rows:
@@ -44,13 +45,15 @@ class InMemoryCheckpointStore:
             rows[row.sequence] = row
 
     async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
-        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.load_run")
+        """``workflow_id``'s rows in ascending sequence order (``[]`` when none)."""
         await anyio.lowlevel.checkpoint()
+        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.load_run")
         return self.rows(workflow_id)
 
     async def clear(self, workflow_id: str) -> None:
-        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.clear")
+        """Drop ``workflow_id``'s rows (an unknown id is fine)."""
         await anyio.lowlevel.checkpoint()
+        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.clear")
         with self._lock:
             self._runs.pop(workflow_id, None)
 
