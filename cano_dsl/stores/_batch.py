@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .._errors import CheckpointStoreError
+from .._ids import check_workflow_id
 from ._row import CheckpointRow
 
 __all__ = ["BatchRunner", "BatchedStore", "Op", "OpKind"]
@@ -82,7 +83,10 @@ class BatchRunner:
 
     ``execute`` runs in a worker thread and must call ``op.succeed(...)`` or
     ``op.fail(...)`` on every op of the batch; if it raises instead, the exception is
-    given to every op it left unresolved.
+    given to every op it left unresolved. A `BaseException` that is not an `Exception`
+    (``KeyboardInterrupt``, ``SystemExit``) fails every unresolved op with
+    `CheckpointStoreError` and then propagates to the batch's leader. (Rolling back what
+    the batch did is ``execute``'s job: the stores do it before they let anything out.)
     """
 
     def __init__(self, execute: Callable[[Sequence[Op]], None]) -> None:
@@ -123,6 +127,15 @@ class BatchRunner:
             for op in batch:
                 if not op.resolved:
                     op.fail(exc)
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit, ...: every op still gets an outcome (so no
+            # caller waits for one that never comes), then it propagates to the leader.
+            err = CheckpointStoreError(f"store batch interrupted by {type(exc).__name__}")
+            err.__cause__ = exc
+            for op in batch:
+                if not op.resolved:
+                    op.fail(err)
+            raise
 
     def _hand_over(self) -> None:
         if self._queue:
@@ -166,18 +179,23 @@ class BatchedStore:
 
     # -- the CheckpointStore protocol -------------------------------------------------
 
+    # A bad workflow id is a ConfigurationError here, before its op can join a batch.
+
     async def append(self, workflow_id: str, row: CheckpointRow) -> None:
         """Add ``row`` to ``workflow_id``'s log; a taken sequence raises the conflict error."""
-        await self._submit(Op(OpKind.APPEND, workflow_id, row))
+        wid = check_workflow_id(workflow_id, f"{type(self).__name__}.append")
+        await self._submit(Op(OpKind.APPEND, wid, row))
 
     async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
         """Every row of ``workflow_id``, ascending by sequence (``[]`` if none)."""
-        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, workflow_id))
+        wid = check_workflow_id(workflow_id, f"{type(self).__name__}.load_run")
+        rows: list[CheckpointRow] = await self._submit(Op(OpKind.LOAD, wid))
         return rows
 
     async def clear(self, workflow_id: str) -> None:
         """Delete ``workflow_id``'s rows (and nothing else); an unknown id is fine."""
-        await self._submit(Op(OpKind.CLEAR, workflow_id))
+        wid = check_workflow_id(workflow_id, f"{type(self).__name__}.clear")
+        await self._submit(Op(OpKind.CLEAR, wid))
 
     # -- lifecycle -----------------------------------------------------------------------
 

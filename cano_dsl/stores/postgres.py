@@ -14,6 +14,12 @@ cano-e2e store, so both can read each other's rows::
 
 A broken connection (server restart, network drop) fails the calls in flight with
 `CheckpointStoreError`; the next call reconnects.
+
+An exception from one op of a batch (a value psycopg cannot send, a row the server
+refuses, anything) fails that op alone: the transaction is rolled back and the other
+ops run again in a new one. Errors about the connection or the transaction itself
+(connection loss, cancellation, deadlock, lock timeout) fail the whole batch. No
+transaction outlives a batch.
 """
 
 from __future__ import annotations
@@ -33,6 +39,18 @@ __all__ = ["PostgresCheckpointStore"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 _LOCK_KEY = 0x63616E6F5F647331  # pg_advisory_xact_lock key for schema creation ("cano_ds1")
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
+# SQLSTATE classes that say "this connection or transaction", not "this op's values":
+# connection exception, transaction rollback (deadlock, serialization), object not in
+# prerequisite state (lock_timeout), insufficient resources, operator intervention
+# (query_canceled, admin_shutdown), system error, internal error. Such an error fails the
+# whole batch; any other error fails only the op that raised it.
+_BATCH_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58", "XX")
+
+
+def _fails_the_batch(exc: BaseException) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _BATCH_SQLSTATE_CLASSES
 
 
 def _import_psycopg() -> ModuleType:
@@ -142,12 +160,51 @@ class PostgresCheckpointStore(BatchedStore):
                     op.succeed()
 
     def _run(self, conn: Any, ops: Sequence[Op]) -> None:
+        """Run ``ops`` in one transaction. An exception from one op (a server error, a
+        value psycopg cannot send, anything) fails that op alone: the transaction is
+        rolled back and the others run again, without it, in a new one. The fast path
+        pays nothing for this. Whatever is raised, no transaction outlives this call."""
+        pending = list(ops)
+        try:
+            while pending:
+                culprit = self._attempt(conn, pending)
+                if culprit is None:
+                    return
+                pending.remove(culprit)
+                for op in pending:  # their outcome was rolled back with the culprit's
+                    op.result, op.error, op.resolved = None, None, False
+        except BaseException as exc:
+            # Only a bug of ours or a BaseException (KeyboardInterrupt, SystemExit, ...)
+            # gets here: roll back, fail what did not commit, let BaseExceptions go on.
+            err = self._error("batch abandoned and rolled back", exc)
+            self._end_transaction(conn)
+            for op in pending:
+                if op.is_write or not op.resolved:
+                    op.fail(err)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if self._conn is conn and conn.info.transaction_status != _IDLE:
+                self._end_transaction(conn)  # never leave a transaction (or its locks) open
+
+    def _attempt(self, conn: Any, ops: Sequence[Op]) -> Op | None:
+        """One transaction over ``ops``: ``None`` when every op has its outcome, or the op
+        whose failure rolled the transaction back (failed already; the rest are to be
+        run again)."""
         current: Op | None = None
         try:
             with conn.cursor() as cur:
                 for op in ops:
                     current = op
-                    self._run_one(cur, op)
+                    try:
+                        self._run_one(cur, op)
+                    except Exception as exc:
+                        if conn.closed or conn.broken or _fails_the_batch(exc):
+                            raise
+                        op.fail(self._op_error(op, exc))
+                        conn.rollback()
+                        return op
+                current = None
             conn.commit()
         except self._pg.Error as exc:
             what = "commit" if current is None else f"{current.kind.name.lower()}"
@@ -164,6 +221,36 @@ class PostgresCheckpointStore(BatchedStore):
             for op in ops:
                 if op.is_write or not op.resolved:
                     op.fail(err)
+        return None
+
+    def _op_error(self, op: Op, exc: BaseException) -> CheckpointStoreError:
+        what = op.kind.name.lower() + (f" {op.args[0]!r}" if op.args else "")
+        if op.kind is OpKind.APPEND:
+            what += f" sequence={op.args[1].sequence}"
+        return self._error(what, exc)
+
+    def _end_transaction(self, conn: Any) -> None:
+        """Roll back ``conn``'s transaction; if that fails, drop the connection (the
+        server then rolls back), so no transaction or lock outlives the batch."""
+        try:
+            if not (conn.closed or conn.broken):
+                conn.rollback()
+                return
+        except BaseException as exc:
+            self._drop_if(conn)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._drop_if(conn)
+
+    def _drop_if(self, conn: Any) -> None:
+        if self._conn is conn:
+            self._drop_connection()
+        else:
+            try:
+                conn.close()
+            except Exception:
+                pass
 
     def _run_one(self, cur: Any, op: Op) -> None:
         if op.kind is OpKind.APPEND:

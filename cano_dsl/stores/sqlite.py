@@ -16,11 +16,22 @@ The file is opened and checked on first use (or by `open()` / ``async with``), n
 the constructor: a file that is not a SQLite database, a SQLite database of some other
 application (tables but no ``cano_dsl_meta`` marker) or one written by a newer schema
 raises `CheckpointStoreError` there, and again on every later call.
+
+Once SQLite reports the file damaged (``SQLITE_CORRUPT`` / ``SQLITE_NOTADB``, at open or
+in any call) the store *latches*: it closes its connection and refuses every later call
+with the same `CheckpointStoreError`, which names the file and how to recover its rows,
+so the file is never written again. ``integrity_check=True`` runs ``PRAGMA quick_check``
+at open to find damage no call has touched yet.
+
+Inside a batch each op is one statement, and SQLite backs a failed statement out alone,
+so an exception from one op (a driver error, a value that cannot be bound, anything)
+fails only that op; its neighbours commit. No transaction outlives a batch.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 from collections.abc import Sequence
 from typing import Literal
@@ -73,6 +84,11 @@ class SqliteCheckpointStore(BatchedStore):
     ``durability="full"`` adds an fsync to every commit (``synchronous=FULL``), so a
     returned ``append`` survives power loss too; concurrent appends share one fsync.
     ``busy_timeout`` (seconds) bounds the wait for another process's write lock.
+    ``integrity_check=True`` runs ``PRAGMA quick_check`` when the file is opened (time
+    proportional to its size) and refuses a damaged file there; without it, damage is
+    found only when a call touches it. Either way, after the first sign of corruption
+    the store neither reads nor writes the file again (every call raises
+    `CheckpointStoreError` saying how to recover it).
 
     Usable directly (the file is opened on first use) or as ``async with``; call
     `aclose()` when done. After `aclose()` every call raises `CheckpointStoreError`.
@@ -85,6 +101,7 @@ class SqliteCheckpointStore(BatchedStore):
         *,
         durability: Durability = "normal",
         busy_timeout: float = 30.0,
+        integrity_check: bool = False,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ConfigurationError(
@@ -97,7 +114,9 @@ class SqliteCheckpointStore(BatchedStore):
         self._path = os.fspath(path)
         self._durability: Durability = durability
         self._busy_timeout = float(busy_timeout)
+        self._integrity_check = bool(integrity_check)
         self._conn: sqlite3.Connection | None = None
+        self._corrupt: CheckpointStoreError | None = None  # set once: the file is damaged
         super().__init__()
 
     @property
@@ -116,20 +135,50 @@ class SqliteCheckpointStore(BatchedStore):
     # -- worker-thread side ----------------------------------------------------------
 
     def _error(self, what: str, exc: BaseException) -> CheckpointStoreError:
-        err = CheckpointStoreError(f"sqlite {self._path}: {what}: {exc}")
+        err = CheckpointStoreError(f"sqlite {self._path}: {what}: {exc}{_hint(exc, self._path)}")
         err.__cause__ = exc
         return err
+
+    def _op_error(self, op: Op, exc: BaseException) -> CheckpointStoreError:
+        """The error for ``op`` failing with ``exc``; the latch's error if it is corruption."""
+        what = op.kind.name.lower() + (f" {op.args[0]!r}" if op.args else "")
+        if op.kind is OpKind.APPEND:
+            what += f" sequence={op.args[1].sequence}"
+        return self._latch(what, exc) or self._error(what, exc)
+
+    def _latch(self, what: str, exc: BaseException) -> CheckpointStoreError | None:
+        """If ``exc`` says the file is corrupt, stop using it for good: close the
+        connection and return the error every later call gets (else ``None``)."""
+        if self._corrupt is None and _is_corruption(exc):
+            path = shlex.quote(self._path)
+            recovered = shlex.quote(self._path + ".recovered")
+            err = CheckpointStoreError(
+                f"sqlite {self._path}: {what}: {exc}: the file is damaged, so this store "
+                "will not read or write it again. Stop every process using it, keep a copy, "
+                f'then recover its rows into a new file: sqlite3 {path} ".recover" | sqlite3 '
+                f"{recovered} (and check that with PRAGMA integrity_check before using it)"
+            )
+            err.__cause__ = exc
+            self._corrupt = err
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                _close_quietly(conn)
+        return self._corrupt if _is_corruption(exc) else None
 
     def _execute(self, batch: Sequence[Op]) -> None:
         work = [op for op in batch if op.kind is not OpKind.CLOSE]
         if work:
-            try:
-                conn = self._ensure_open()
-            except CheckpointStoreError as exc:
+            if self._corrupt is not None:  # seen corruption: never touch the file again
                 for op in work:
-                    op.fail(exc)
+                    op.fail(self._corrupt)
             else:
-                self._run(conn, work)
+                try:
+                    conn = self._ensure_open()
+                except CheckpointStoreError as exc:
+                    for op in work:
+                        op.fail(exc)
+                else:
+                    self._run(conn, work)
         if len(work) < len(batch):
             if self._conn is not None:
                 conn, self._conn = self._conn, None
@@ -139,30 +188,59 @@ class SqliteCheckpointStore(BatchedStore):
                     op.succeed()
 
     def _run(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
+        """Run ``ops`` in one transaction. Each op is one statement, and SQLite backs out
+        a failed statement alone (or says it rolled back the whole transaction), so any
+        exception from one op fails that op only: its neighbours still commit. Whatever
+        happens, no transaction outlives this call."""
         if all(op.kind is OpKind.OPEN for op in ops):
             for op in ops:
                 op.succeed()
             return
-        if len(ops) == 1:  # one statement: autocommit, no BEGIN/COMMIT round trips
-            op = ops[0]
-            try:
-                self._run_one(conn, op)
-            except sqlite3.Error as exc:
-                op.fail(self._error(f"{op.kind.name.lower()} {op.args[0]!r}", exc))
-            return
+        try:
+            if len(ops) == 1:  # one statement: autocommit, no BEGIN/COMMIT round trips
+                self._run_alone(conn, ops[0])
+            else:
+                self._run_together(conn, ops)
+        except BaseException as exc:
+            # Only a bug of ours or a BaseException (KeyboardInterrupt, SystemExit, ...)
+            # gets here: roll back, fail what did not commit, and let BaseExceptions go on.
+            err = self._error("batch abandoned and rolled back", exc)
+            self._end_transaction(conn)
+            for op in ops:
+                if op.is_write or not op.resolved:
+                    op.fail(err)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if self._conn is conn and conn.in_transaction:  # never leave the lock held
+                self._end_transaction(conn)
+
+    def _run_alone(self, conn: sqlite3.Connection, op: Op) -> None:
+        try:
+            self._run_one(conn, op)
+        except Exception as exc:
+            op.fail(self._op_error(op, exc))
+
+    def _run_together(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
         writes = any(op.is_write for op in ops)
         try:
             conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
         except sqlite3.Error as exc:
-            err = self._error("begin transaction", exc)
+            err = self._latch("begin transaction", exc) or self._error("begin transaction", exc)
             for op in ops:
                 op.fail(err)
             return
         for i, op in enumerate(ops):
             try:
                 self._run_one(conn, op)
-            except sqlite3.Error as exc:
-                op.fail(self._error(f"{op.kind.name.lower()} {op.args[0]!r}", exc))
+            except Exception as exc:
+                err = self._op_error(op, exc)
+                op.fail(err)
+                if self._corrupt is not None:  # nothing more goes into this file
+                    for other in ops:
+                        if other.is_write or not other.resolved:
+                            other.fail(self._corrupt)
+                    return
                 if not conn.in_transaction:  # SQLite rolled the whole batch back
                     err = self._error("transaction rolled back", exc)
                     for other in (*ops[:i], *ops[i + 1 :]):
@@ -172,12 +250,25 @@ class SqliteCheckpointStore(BatchedStore):
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            err = self._error("commit", exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            err = self._latch("commit", exc) or self._error("commit", exc)
+            if self._conn is conn:
+                self._end_transaction(conn)
             for op in ops:
                 if op.is_write:
                     op.fail(err)
+
+    def _end_transaction(self, conn: sqlite3.Connection) -> None:
+        """Roll back ``conn``'s open transaction; if even that fails, close the connection
+        (which rolls back too) so the write lock is never held past the batch."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self._conn is conn:
+                self._conn = None
+            _close_quietly(conn)
+            if not isinstance(exc, Exception):
+                raise
 
     def _run_one(self, conn: sqlite3.Connection, op: Op) -> None:
         if op.kind is OpKind.APPEND:
@@ -232,10 +323,13 @@ class SqliteCheckpointStore(BatchedStore):
         try:
             tables = _user_tables(conn)
         except sqlite3.DatabaseError as exc:
-            raise self._error("not a SQLite database (corrupt or foreign file)", exc) from exc
+            what = "not a SQLite database (corrupt or foreign file)"
+            raise self._latch(what, exc) or self._error("cannot read the file", exc) from exc
         try:
             if tables:
                 self._check_schema(conn, tables)
+                if self._integrity_check:
+                    self._quick_check(conn)
             (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
             if str(mode).lower() not in ("wal", "memory"):
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -244,7 +338,20 @@ class SqliteCheckpointStore(BatchedStore):
             if not tables:
                 self._create_schema(conn)
         except sqlite3.Error as exc:
-            raise self._error("cannot prepare the checkpoint database", exc) from exc
+            what = "cannot prepare the checkpoint database"
+            raise self._latch(what, exc) or self._error(what, exc) from exc
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        what = "integrity check at open (PRAGMA quick_check)"
+        try:
+            problems = [str(p) for (p,) in conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as exc:
+            raise self._latch(what, exc) or self._error(what, exc) from exc
+        if problems != ["ok"]:
+            found = sqlite3.DatabaseError(
+                "database disk image is malformed: " + "; ".join(problems)
+            )
+            raise self._latch(what, found) or self._error(what, found) from found
 
     def _check_schema(self, conn: sqlite3.Connection, tables: set[str]) -> None:
         if _META not in tables:
@@ -256,7 +363,8 @@ class SqliteCheckpointStore(BatchedStore):
         try:
             meta = {str(k): str(v) for k, v in conn.execute(f"SELECT key, value FROM {_META}")}
         except sqlite3.Error as exc:
-            raise self._error(f"unreadable {_META} marker table (foreign file?)", exc) from exc
+            what = f"unreadable {_META} marker table (foreign file?)"
+            raise self._latch(what, exc) or self._error(what, exc) from exc
         if meta.get("format") != _FORMAT:
             raise CheckpointStoreError(
                 f"sqlite {self._path}: {_META} does not mark a cano_dsl checkpoint database "
@@ -304,3 +412,44 @@ def _user_tables(conn: sqlite3.Connection) -> set[str]:
             "ESCAPE '\\'"
         )
     }
+
+
+# Primary result codes (the low byte of an extended code): SQLITE_CORRUPT, SQLITE_NOTADB.
+_CORRUPTION_CODES = frozenset({11, 26})
+# What those codes say, for Pythons whose sqlite3 errors carry no code (3.10).
+_CORRUPTION_TEXT = ("database disk image is malformed", "is not a database")
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite reporting a damaged or foreign file."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _CORRUPTION_CODES
+    message = str(exc).lower()
+    return any(text in message for text in _CORRUPTION_TEXT)
+
+
+def _hint(exc: BaseException, path: str) -> str:
+    """What to do about a permission problem, appended to the error message."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    message = str(exc).lower()
+    if (isinstance(code, int) and code & 0xFF == 8) or "readonly database" in message:
+        return (
+            f" (this process may not write {path} or create files in its directory: the "
+            "store needs write access to both, for the -wal and -shm files beside it)"
+        )
+    if (isinstance(code, int) and code & 0xFF == 14) or "unable to open" in message:
+        return (
+            f" (cannot open or create {path}: check that its directory exists and that this "
+            "process may write to it)"
+        )
+    return ""
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.close()
+    except sqlite3.Error:
+        pass

@@ -6,6 +6,7 @@ import threading
 
 import anyio.lowlevel
 
+from .._ids import check_workflow_id
 from ..stores._codec import conflict_error
 from ..stores._row import CheckpointRow
 
@@ -18,7 +19,9 @@ class InMemoryCheckpointStore:
 
     Honours the whole contract: a second row at an existing ``(workflow_id, sequence)``
     raises `CheckpointStoreError` ("checkpoint conflict: ...") and leaves the first row;
-    ``load_run`` is sorted by sequence; ``clear`` is per id. Thread-safe. `rows()` and
+    ``load_run`` is sorted by sequence; ``clear`` is per id. A workflow id that is not
+    a valid id (see `Workflow.with_workflow_id`) is a `ConfigurationError`, as in the
+    SQLite and PostgreSQL stores. Thread-safe. `rows()` and
     `workflow_ids()` inspect the contents synchronously.
     """
 
@@ -34,6 +37,7 @@ class InMemoryCheckpointStore:
     async def append(self, workflow_id: str, row: CheckpointRow) -> None:
         """Store ``row``; a second row at the same sequence raises `CheckpointStoreError`."""
         await anyio.lowlevel.checkpoint()
+        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.append")
         with self._lock:
             rows = self._runs.setdefault(workflow_id, {})
             if row.sequence in rows:
@@ -43,11 +47,13 @@ class InMemoryCheckpointStore:
     async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
         """``workflow_id``'s rows in ascending sequence order (``[]`` when none)."""
         await anyio.lowlevel.checkpoint()
+        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.load_run")
         return self.rows(workflow_id)
 
     async def clear(self, workflow_id: str) -> None:
         """Drop ``workflow_id``'s rows (an unknown id is fine)."""
         await anyio.lowlevel.checkpoint()
+        workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.clear")
         with self._lock:
             self._runs.pop(workflow_id, None)
 

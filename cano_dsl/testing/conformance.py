@@ -11,6 +11,14 @@ Every store shipped with cano_dsl runs it, and so can yours. Two ways in:
 
 Each check writes under fresh, random workflow ids, so a factory may hand back stores
 that share one database.
+
+Two checks feed a store values some databases cannot hold (a label with a lone surrogate
+or a NUL, odd workflow ids). A store may hold them (and then must give them back
+exactly) or refuse them with `CheckpointStoreError` or `ConfigurationError`; either way
+the appends running at the same moment must all land. The suite does not demand that a
+store refuse bad workflow ids: the engine checks every id before it reaches a store
+(`Workflow.with_workflow_id`, `Workflow.resume_from`), and the shipped stores check
+them again.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 
 import anyio
 
-from .._errors import CheckpointStoreError
+from .._errors import CheckpointStoreError, ConfigurationError
 from ..stores._row import CheckpointRow, CheckpointStore, RowKind
 
 __all__ = [
@@ -204,6 +212,88 @@ async def check_racing_same_sequence_one_winner(store: CheckpointStore, prefix: 
     assert [r.state for r in await store.load_run(wid)] == [f"C{winners[0]}"]
 
 
+_REFUSALS = (CheckpointStoreError, ConfigurationError)
+
+
+async def _append_among_neighbours(
+    store: CheckpointStore, prefix: str, odd: list[tuple[str, CheckpointRow]]
+) -> dict[str, Exception | None]:
+    """Append ``odd`` rows concurrently with good rows under other ids (so a store that
+    commits in groups puts them in one batch); check every good row landed and return
+    each odd append's outcome (``None`` or the refusal)."""
+    good = [(f"{prefix}-good-{i}", CheckpointRow(0, f"G{i}", "t")) for i in range(6)]
+    outcomes: dict[str, Exception | None] = {}
+
+    async def put(wid: str, row: CheckpointRow) -> None:
+        try:
+            await store.append(wid, row)
+        except Exception as exc:
+            outcomes[wid] = exc
+        else:
+            outcomes[wid] = None
+
+    async with anyio.create_task_group() as tg:
+        for wid, row in good[:3]:
+            tg.start_soon(put, wid, row)
+        for wid, row in odd:
+            tg.start_soon(put, wid, row)
+        for wid, row in good[3:]:
+            tg.start_soon(put, wid, row)
+    for wid, row in good:
+        assert outcomes[wid] is None, (
+            f"an ordinary append ({wid!r}) running next to appends of unusual values "
+            f"failed: {outcomes[wid]!r}; one bad op must fail alone"
+        )
+        assert await store.load_run(wid) == [row], (
+            f"an ordinary append ({wid!r}) next to appends of unusual values returned "
+            "but its row is not there: a bad op must not lose its neighbours"
+        )
+    for wid, row in odd:
+        outcome = outcomes[wid]
+        assert outcome is None or isinstance(outcome, _REFUSALS), (
+            f"appending {row!r} under {wid!r} raised {outcome!r}; a store that cannot hold "
+            "a value must refuse it with CheckpointStoreError (or ConfigurationError)"
+        )
+    # the store carries on as usual
+    after = CheckpointRow(0, "AFTER", "t")
+    await store.append(f"{prefix}-after", after)
+    assert await store.load_run(f"{prefix}-after") == [after]
+    return {wid: outcomes[wid] for wid, _ in odd}
+
+
+async def check_unstorable_row_fails_alone(store: CheckpointStore, prefix: str) -> None:
+    odd = [
+        (f"{prefix}-surrogate", CheckpointRow(0, "S\udcff", "t")),  # os.fsdecode's escape
+        (f"{prefix}-nul", CheckpointRow(0, "S", "t\x00t")),
+        (f"{prefix}-both", CheckpointRow(1, "\x00", "\udc80")),
+    ]
+    outcomes = await _append_among_neighbours(store, prefix, odd)
+    for wid, row in odd:
+        loaded = await store.load_run(wid)
+        if outcomes[wid] is None:
+            assert loaded == [row], f"{row!r} was accepted but loads back as {loaded!r}"
+        else:
+            assert loaded == [], f"{row!r} was refused but left {loaded!r} behind"
+
+
+async def check_unusual_ids_fail_alone(store: CheckpointStore, prefix: str) -> None:
+    row = CheckpointRow(0, "S", "t")
+    odd = [
+        (f"{prefix}-\udcff", row),
+        (f"{prefix}-\x00", row),
+        (f"{prefix}-" + "x" * 4096, row),
+    ]
+    outcomes = await _append_among_neighbours(store, prefix, odd)
+    for wid, _ in odd:
+        try:
+            loaded = await store.load_run(wid)
+        except _REFUSALS:
+            assert outcomes[wid] is not None, f"id {wid[:40]!r}... accepted by append only"
+            continue
+        expected = [] if outcomes[wid] is not None else [row]
+        assert loaded == expected, f"id {wid[:40]!r}...: loads {loaded!r}, expected {expected!r}"
+
+
 CHECKS: dict[str, Check] = {
     "append_then_load_in_order": check_append_then_load_in_order,
     "out_of_order_appends_load_sorted": check_out_of_order_appends_load_sorted,
@@ -218,6 +308,8 @@ CHECKS: dict[str, Check] = {
     "fields_round_trip": check_fields_round_trip,
     "concurrent_appends_all_land": check_concurrent_appends_all_land,
     "racing_same_sequence_one_winner": check_racing_same_sequence_one_winner,
+    "unstorable_row_fails_alone": check_unstorable_row_fails_alone,
+    "unusual_ids_fail_alone": check_unusual_ids_fail_alone,
 }
 """Every conformance check by name, in the order `run_conformance` runs them."""
 
@@ -315,3 +407,9 @@ class CheckpointStoreConformance:
 
     async def test_racing_same_sequence_one_winner(self, make_store: StoreFactory) -> None:
         await run_check("racing_same_sequence_one_winner", make_store)
+
+    async def test_unstorable_row_fails_alone(self, make_store: StoreFactory) -> None:
+        await run_check("unstorable_row_fails_alone", make_store)
+
+    async def test_unusual_ids_fail_alone(self, make_store: StoreFactory) -> None:
+        await run_check("unusual_ids_fail_alone", make_store)

@@ -13,6 +13,7 @@ from .._errors import (
     WorkflowError,
     WorkflowVersionMismatch,
 )
+from .._ids import check_workflow_id
 from .._observer import notify
 from ..stores._row import CheckpointRow, RowKind
 from ._engine import message_of
@@ -30,8 +31,7 @@ async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationT
         raise ConfigurationError(
             "resume_from requires a checkpoint store (call with_checkpoint_store)"
         )
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise ConfigurationError(f"workflow id must be a non-empty str, got {workflow_id!r}")
+    workflow_id = check_workflow_id(workflow_id, "resume_from")
     if wf._workflow_id is not None and wf._workflow_id != workflow_id:
         raise ConfigurationError(
             f"resume_from({workflow_id!r}) on a workflow built with_workflow_id"

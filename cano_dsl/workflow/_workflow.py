@@ -15,6 +15,7 @@ from .. import _metrics
 from .._cancel import CancellationToken
 from .._config import TaskConfig, optional_seconds
 from .._errors import ConfigurationError
+from .._ids import check_workflow_id
 from .._observer import check_observer, notify
 from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
@@ -303,8 +304,7 @@ class Workflow(Generic[S]):
 
     def with_workflow_id(self, workflow_id: str) -> Workflow[S]:
         """The id under which runs write their checkpoint log."""
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise ConfigurationError(f"workflow id must be a non-empty str, got {workflow_id!r}")
+        workflow_id = check_workflow_id(workflow_id, "with_workflow_id")
         return self._evolve(_workflow_id=workflow_id)
 
     def with_workflow_version(self, version: int) -> Workflow[S]:

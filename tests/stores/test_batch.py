@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import anyio
 import pytest
 
+from cano_dsl._errors import CheckpointStoreError
 from cano_dsl.stores._batch import BatchRunner, Op, OpKind
 
 pytestmark = pytest.mark.anyio
@@ -148,3 +149,47 @@ async def test_an_executor_exception_reaches_every_unresolved_call() -> None:
     assert outcomes["first"] == "first"
     assert len(failed) == 2
     assert sum(result == "resolved before the failure" for result in outcomes.values()) == 1
+
+
+class _Interrupt(BaseException):
+    """Stands in for KeyboardInterrupt / SystemExit raised inside a batch."""
+
+
+async def test_a_base_exception_in_a_batch_resolves_every_call_then_propagates() -> None:
+    gate = threading.Event()
+    started = threading.Event()
+
+    def interrupted(batch: Sequence[Op]) -> None:
+        if batch[0].args[0] == "first":
+            started.set()
+            gate.wait(10)
+            batch[0].succeed("first")
+            return
+        batch[-1].succeed("resolved before the interrupt")
+        raise _Interrupt("stop")
+
+    runner = BatchRunner(interrupted)
+    outcomes: dict[str, object] = {}
+
+    async def call(name: str) -> None:
+        try:
+            outcomes[name] = await runner.submit(Op(OpKind.APPEND, name))
+        except BaseException as exc:  # the interrupt itself reaches one caller
+            outcomes[name] = exc
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "first")
+        await anyio.to_thread.run_sync(started.wait, 10)
+        for name in ("a", "b", "c"):
+            tg.start_soon(call, name)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert outcomes["first"] == "first"
+    rest = [outcomes[name] for name in ("a", "b", "c")]
+    interrupts = [o for o in rest if isinstance(o, _Interrupt)]
+    store_errors = [o for o in rest if isinstance(o, CheckpointStoreError)]
+    assert len(interrupts) == 1, rest  # the batch's leader: it propagates
+    # the op it left unresolved failed with an error naming it; none is left hanging
+    assert len(store_errors) == 1 and "_Interrupt" in str(store_errors[0]), rest
+    assert isinstance(store_errors[0].__cause__, _Interrupt)
+    assert rest.count("resolved before the interrupt") == 1

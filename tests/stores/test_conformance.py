@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio.lowlevel
 import pytest
 
 from cano_dsl._errors import CheckpointStoreError
@@ -15,6 +16,7 @@ from cano_dsl.testing._checkpoint import InMemoryCheckpointStore
 from cano_dsl.testing.conformance import (
     CHECKS,
     CheckpointStoreConformance,
+    run_check,
     run_conformance,
 )
 
@@ -81,3 +83,70 @@ async def test_run_conformance_names_the_check_a_broken_store_fails() -> None:
 async def test_run_conformance_rejects_a_factory_that_returns_no_store() -> None:
     with pytest.raises(TypeError, match="not a CheckpointStore"):
         await run_conformance(lambda: object())  # type: ignore[arg-type, return-value]
+
+
+class _LeaksEncodingErrors(InMemoryCheckpointStore):
+    """Wrong on purpose: a label it cannot encode escapes as a bare UnicodeEncodeError."""
+
+    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+        row.state.encode("utf-8")
+        row.task_id.encode("utf-8")
+        await super().append(workflow_id, row)
+
+
+class _BadRowSinksItsBatch(InMemoryCheckpointStore):
+    """Wrong on purpose: like a group commit whose batch is lost when one row is bad, a
+    refused row takes every row appended in the last moment down with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._recent: list[tuple[str, int]] = []
+
+    async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+        if "\x00" in row.task_id or "\udcff" in row.state or "\x00" in workflow_id:
+            for _ in range(3):  # the batch it shares: the appends already under way
+                await anyio.lowlevel.checkpoint()
+            with self._lock:
+                for wid, seq in self._recent:
+                    self._runs.get(wid, {}).pop(seq, None)
+            raise CheckpointStoreError("batch rolled back")
+        await super().append(workflow_id, row)
+        self._recent = [*self._recent[-8:], (workflow_id, row.sequence)]
+
+
+@pytest.mark.parametrize(
+    ("store_cls", "check", "says"),
+    [
+        pytest.param(_LeaksEncodingErrors, "unstorable_row_fails_alone", "UnicodeEncodeError"),
+        pytest.param(_BadRowSinksItsBatch, "unstorable_row_fails_alone", "must not lose"),
+        pytest.param(_BadRowSinksItsBatch, "unusual_ids_fail_alone", "must not lose"),
+    ],
+)
+async def test_the_isolation_checks_catch_a_store_whose_bad_op_hurts_others(
+    store_cls: type[InMemoryCheckpointStore], check: str, says: str
+) -> None:
+    with pytest.raises(AssertionError, match=says) as info:
+        await run_check(check, store_cls)
+    assert check in str(info.value)
+
+
+async def test_the_isolation_checks_accept_a_store_that_holds_any_text() -> None:
+    class AcceptsAnything:
+        def __init__(self) -> None:
+            self.runs: dict[str, dict[int, CheckpointRow]] = {}
+
+        async def append(self, workflow_id: str, row: CheckpointRow) -> None:
+            rows = self.runs.setdefault(workflow_id, {})
+            if row.sequence in rows:
+                raise CheckpointStoreError(f"checkpoint conflict: {workflow_id} {row.sequence}")
+            rows[row.sequence] = row
+
+        async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
+            rows = self.runs.get(workflow_id, {})
+            return [rows[s] for s in sorted(rows)]
+
+        async def clear(self, workflow_id: str) -> None:
+            self.runs.pop(workflow_id, None)
+
+    for check in ("unstorable_row_fails_alone", "unusual_ids_fail_alone"):
+        await run_check(check, AcceptsAnything)

@@ -98,11 +98,9 @@ async def test_undecodable_row_names_workflow_id_and_sequence(
 async def test_reconnects_after_the_connection_is_killed(postgres_dsn: str, table: str) -> None:
     async with PostgresCheckpointStore(postgres_dsn, table=table) as store:
         await store.append("run", CheckpointRow(0, "A", "t"))
+        pid = store._conn.info.backend_pid  # only this store's session: the server is shared
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         try:  # the first call may notice the dead connection ...
             await store.append("run", CheckpointRow(1, "B", "t"))
         except CheckpointStoreError:
@@ -119,3 +117,60 @@ async def test_closed_store_raises(postgres_dsn: str, table: str) -> None:
     await store.aclose()
     with pytest.raises(CheckpointStoreError, match="closed"):
         await store.load_run("run")
+
+
+@pytest.mark.postgres
+async def test_a_rejected_row_reruns_its_batch_without_changing_other_outcomes(
+    postgres_dsn: str, table: str
+) -> None:
+    """A server-side error rolls the transaction back and the batch re-runs without the
+    op that raised: whatever the batching, a duplicate stays a conflict, an accepted row
+    is stored once and a rejected one not at all."""
+    async with PostgresCheckpointStore(postgres_dsn, table=table) as store:
+        await store.append("dup", CheckpointRow(0, "FIRST", "t"))
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(
+                f"CREATE FUNCTION {table}_reject() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.state = 'REJECT' THEN RAISE EXCEPTION 'rejected' USING "
+                "ERRCODE = '23514'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            conn.execute(
+                f"CREATE TRIGGER reject BEFORE INSERT ON {table} FOR EACH ROW "
+                f"EXECUTE FUNCTION {table}_reject()"
+            )
+        calls = [
+            ("ok-0", CheckpointRow(0, "S", "t")),
+            ("dup", CheckpointRow(0, "SECOND", "t")),
+            ("bad-0", CheckpointRow(0, "REJECT", "t")),
+            ("ok-1", CheckpointRow(0, "S", "t")),
+            ("bad-1", CheckpointRow(0, "REJECT", "t")),
+            ("ok-2", CheckpointRow(0, "S", "t")),
+        ]
+        outcomes: dict[str, str] = {}
+
+        async def call(wid: str, row: CheckpointRow) -> None:
+            try:
+                await store.append(wid, row)
+                outcomes[wid] = "ok"
+            except CheckpointStoreError as exc:
+                outcomes[wid] = "conflict" if "checkpoint conflict" in str(exc) else "error"
+
+        for _ in range(3):  # several batchings
+            async with anyio.create_task_group() as tg:
+                for wid, row in calls:
+                    tg.start_soon(call, wid, row)
+            assert outcomes == {
+                "ok-0": "ok",
+                "dup": "conflict",
+                "bad-0": "error",
+                "ok-1": "ok",
+                "bad-1": "error",
+                "ok-2": "ok",
+            }
+            for wid in ("ok-0", "ok-1", "ok-2"):
+                await store.clear(wid)
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            rows = conn.execute(f"SELECT workflow_id, state FROM {table} ORDER BY 1").fetchall()
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"DROP FUNCTION {table}_reject()")
+        assert rows == [("dup", "FIRST")]

@@ -275,3 +275,40 @@ async def test_two_processes_append_to_one_file(tmp_path: Path, anyio_backend: s
     assert [r.sequence for r in shared] == list(range(150))
     assert results["p1"] + results["p2"] == 150
     assert sum(r.state == "p1" for r in shared) == results["p1"]
+
+
+def test_corruption_is_recognised_by_code_and_by_message() -> None:
+    from cano_dsl.stores.sqlite import _is_corruption
+
+    # Python 3.10's sqlite3 errors carry no code: the message decides
+    assert _is_corruption(sqlite3.DatabaseError("database disk image is malformed"))
+    assert _is_corruption(sqlite3.DatabaseError("file is not a database"))
+    assert not _is_corruption(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert not _is_corruption(sqlite3.OperationalError("database is locked"))
+    assert not _is_corruption(ValueError("database disk image is malformed"))
+    coded = sqlite3.DatabaseError("whatever the text")
+    coded.sqlite_errorcode = 11 | (1 << 8)  # type: ignore[attr-defined]  # SQLITE_CORRUPT_VTAB
+    assert _is_corruption(coded)
+    coded.sqlite_errorcode = 8  # type: ignore[attr-defined]  # SQLITE_READONLY
+    assert not _is_corruption(coded)
+
+
+async def test_missing_directory_error_says_what_to_check(tmp_path: Path) -> None:
+    store = SqliteCheckpointStore(tmp_path / "no" / "such" / "c.db")
+    with pytest.raises(CheckpointStoreError, match="check that its directory exists"):
+        await store.append("run", CheckpointRow(0, "A", "t"))
+    await store.aclose()
+
+
+async def test_a_bad_workflow_id_never_opens_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    store = SqliteCheckpointStore(path)
+    for call in (
+        store.append("run\x00", CheckpointRow(0, "A", "t")),
+        store.load_run(""),
+        store.clear("run-\udcff"),
+    ):
+        with pytest.raises(ConfigurationError, match="workflow id must be"):
+            await call
+    assert not path.exists()
+    await store.aclose()
