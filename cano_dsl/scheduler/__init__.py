@@ -19,6 +19,7 @@ from ._cron import CronSchedule as CronSchedule
 from ._running import SHUTDOWN_TIMEOUT as SHUTDOWN_TIMEOUT
 from ._running import RunningScheduler as RunningScheduler
 from ._running import SchedulerRun as SchedulerRun
+from ._running import SchedulerThreadHandle as SchedulerThreadHandle
 from ._status import Backoff as Backoff
 from ._status import Completed as Completed
 from ._status import FlowInfo as FlowInfo
@@ -41,6 +42,7 @@ __all__ = [
     "RunningScheduler",
     "Scheduler",
     "SchedulerRun",
+    "SchedulerThreadHandle",
     "Status",
     "Tripped",
 ]

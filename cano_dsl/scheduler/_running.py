@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 import anyio.lowlevel
 
 from .. import _clock, _metrics
@@ -35,7 +38,9 @@ from ._status import Backoff, FlowInfo, FlowStatus, Running, Tripped, UtcClock
 if TYPE_CHECKING:
     from ._builder import FlowSpec, Scheduler
 
-__all__ = ["RunningScheduler", "SchedulerRun", "SHUTDOWN_TIMEOUT"]
+__all__ = ["RunningScheduler", "SchedulerRun", "SchedulerThreadHandle", "SHUTDOWN_TIMEOUT"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("cano_dsl.scheduler")
 
@@ -43,6 +48,8 @@ logger = logging.getLogger("cano_dsl.scheduler")
 SHUTDOWN_TIMEOUT = 30.0
 
 _NOT_RUNNING = "Scheduler not running — call start() before {}()"
+_SETTLE_TIMEOUT = "Timeout waiting for workflows to complete"
+_VANISHED = "Scheduler stopped unexpectedly without publishing a result"
 
 
 def _flow_run(sink: _metrics.MetricsSink, flow: str, ok: bool, started: float) -> None:
@@ -97,10 +104,12 @@ class _Flow:
 class RunningScheduler:
     """The handle ``async with sched.start() as running`` yields.
 
-    `trigger`, `reset_flow` and `cancel_flow` are async commands; `status`, `list`
-    and `has_running_flows` are synchronous snapshots and keep working after the
-    scheduler stopped. Use it from the event loop's thread (from another thread go
-    through ``anyio.from_thread``).
+    `trigger`, `reset_flow`, `cancel_flow`, `stop` and `wait` are async commands for
+    any task of the event loop that started the scheduler; `status`, `list` and
+    `has_running_flows` are synchronous snapshots and keep working after the
+    scheduler stopped. From another thread (a GUI, a signal-handling thread, a
+    synchronous web framework) use `from_thread`, whose blocking methods hop onto
+    the scheduler's event loop.
     """
 
     def __init__(self, flows: list[_Flow], utc_now: UtcClock) -> None:
@@ -111,6 +120,15 @@ class RunningScheduler:
         self._sleepers: set[anyio.CancelScope] = set()
         self._settled = anyio.Event()
         self._stop_result: bool | None = None  # None: not stopped yet; True: clean
+        # the published end of the scheduler (cano's result watch): None while it
+        # runs, then "" for a clean stop or the error message; set once the runs
+        # settled (`_ended`, for the loop's tasks) and again once the start() block
+        # has exited, resources torn down (`_closed`, for other threads)
+        self._end: str | None = None
+        self._ended = anyio.Event()
+        self._closed = threading.Event()
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._loop_thread = threading.get_ident()
 
     # -- snapshots ---------------------------------------------------------------
 
@@ -183,8 +201,57 @@ class RunningScheduler:
         settle. Resources are torn down when the ``start()`` block exits. Idempotent;
         raises ``WorkflowError("Timeout waiting for workflows to complete")`` if runs
         were still in flight after the wait."""
-        if not await self._stop_and_wait():
-            raise WorkflowError("Timeout waiting for workflows to complete")
+        await self._stop_and_wait()
+        self._raise_end()
+
+    async def wait(self) -> None:
+        """Wait until the scheduler has stopped, without stopping it (cano's
+        ``RunningScheduler::wait``): until some task or thread called `stop`, or the
+        ``start()`` block was left, and the in-flight runs settled. Returns at once
+        once stopped (every later call gives the same result). Raises what `stop`
+        raises (``WorkflowError("Timeout waiting for workflows to complete")``).
+
+        Waiting without anyone ever stopping the scheduler waits for ever; and as
+        resources are torn down when the ``start()`` block exits, the usual shape is
+        ``await running.wait()`` as the block's last line, with a signal handler or
+        another task calling ``stop()``."""
+        if self._end is None:
+            await self._ended.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
+        self._raise_end()
+
+    async def _serve_threads(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """A child of the scheduler's task group: the portal other threads call in
+        through, open until `_close_portal`."""
+        async with anyio.from_thread.BlockingPortal() as portal:
+            self._portal = portal
+            task_status.started()
+            await portal.sleep_until_stopped()
+
+    async def _close_portal(self) -> None:
+        """No more calls from threads; the ones under way finish (their commands
+        fail fast now that the scheduler is not running)."""
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            await portal.stop()
+
+    def from_thread(self) -> SchedulerThreadHandle:
+        """A blocking handle on this scheduler for other threads (see
+        `SchedulerThreadHandle`)."""
+        return SchedulerThreadHandle(self)
+
+    def _raise_end(self) -> None:
+        if self._end:
+            raise WorkflowError(self._end)
+
+    def _publish_end(self, error: str) -> None:
+        """Publish how the scheduler ended ("" = cleanly); the first publication wins."""
+        if self._end is None:
+            self._end = error
+            self._ended.set()
 
     # -- runs --------------------------------------------------------------------
 
@@ -379,7 +446,112 @@ class RunningScheduler:
         settled = await self._wait_settled(SHUTDOWN_TIMEOUT)
         if self._stop_result is None:
             self._stop_result = settled
+            self._publish_end("" if settled else _SETTLE_TIMEOUT)
         return self._stop_result
+
+
+class SchedulerThreadHandle:
+    """A `RunningScheduler` for threads other than the event loop's: every method
+    blocks the calling thread until the scheduler's event loop has done the work.
+
+    Get one with ``running.from_thread()`` inside the ``start()`` block and hand it
+    to the thread. It stays usable after the scheduler stopped and after the event
+    loop that started it finished: commands then raise ``WorkflowError("Scheduler
+    not running — call start() before trigger()")``, `stop` and `wait` return (or
+    raise) the scheduler's final result, and the snapshots read the final state.
+    Calling it from the event loop's own thread raises `RuntimeError` (it would
+    block the loop it waits for): there, await the `RunningScheduler` methods."""
+
+    __slots__ = ("_running",)
+
+    def __init__(self, running: RunningScheduler) -> None:
+        self._running = running
+
+    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
+        running = self._running
+        if threading.get_ident() == running._loop_thread:
+            raise RuntimeError(
+                "SchedulerThreadHandle blocks its thread: call it from another thread, "
+                "and await the RunningScheduler's methods on the event loop"
+            )
+        portal = running._portal
+        if portal is None:
+            raise _Closed
+        try:
+            return portal.call(func, *args)
+        except RuntimeError as exc:
+            # the portal closed (the start() block has exited) or its loop is gone
+            if running._portal is None or "not running" in str(exc):
+                raise _Closed from None
+            raise
+
+    def _snapshot(self, func: Callable[[], T]) -> T:
+        try:
+            return self._call(func)  # type: ignore[no-any-return]
+        except _Closed:
+            return func()  # the loop is gone: nothing changes the flows any more
+
+    def trigger(self, id: str) -> None:
+        """`RunningScheduler.trigger`, from another thread."""
+        self._command(self._running.trigger, id, "trigger")
+
+    def reset_flow(self, id: str) -> None:
+        """`RunningScheduler.reset_flow`, from another thread."""
+        self._command(self._running.reset_flow, id, "reset_flow")
+
+    def cancel_flow(self, id: str) -> None:
+        """`RunningScheduler.cancel_flow`, from another thread."""
+        self._command(self._running.cancel_flow, id, "cancel_flow")
+
+    def _command(self, method: Callable[[str], Any], id: str, name: str) -> None:
+        try:
+            self._call(method, id)
+        except _Closed:
+            raise WorkflowError(_NOT_RUNNING.format(name)) from None
+
+    def stop(self) -> None:
+        """`RunningScheduler.stop`, from another thread: stop dispatching, cancel the
+        in-flight runs and block until they settled (the ``start()`` block then
+        tears resources down as it exits; `wait` waits for that too). After the
+        scheduler stopped: its final result again."""
+        try:
+            self._call(self._running.stop)
+        except _Closed:
+            self._running._raise_end()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the scheduler has shut down completely, as cano's ``wait``:
+        stopped, its runs settled and its ``start()`` block exited (resources torn
+        down). At most ``timeout`` seconds (then `TimeoutError`; None: for ever).
+        Raises what `RunningScheduler.stop` raises."""
+        running = self._running
+        if not running._closed.wait(timeout):
+            raise TimeoutError(f"the scheduler did not shut down within {timeout} s")
+        running._raise_end()
+
+    def status(self, id: str) -> FlowInfo | None:
+        """`RunningScheduler.status`, read on the event loop."""
+        return self._snapshot(lambda: self._running.status(id))
+
+    def list(self) -> list[FlowInfo]:
+        """`RunningScheduler.list`, read on the event loop."""
+        return self._snapshot(self._running.list)
+
+    def has_running_flows(self) -> bool:
+        """`RunningScheduler.has_running_flows`, read on the event loop."""
+        return self._snapshot(self._running.has_running_flows)
+
+    @property
+    def is_running(self) -> bool:
+        """True until the scheduler starts stopping."""
+        return self._running.is_running
+
+    def __repr__(self) -> str:
+        return f"SchedulerThreadHandle({self._running!r})"
+
+
+class _Closed(Exception):
+    """Internal: the scheduler's event loop no longer takes calls from threads."""
 
 
 class SchedulerRun:
@@ -424,6 +596,12 @@ class SchedulerRun:
                 await _teardown(reversed(specs))
             raise
         running._spawn_loops(tg)
+        try:
+            await tg.start(running._serve_threads, name="cano_dsl.scheduler:threads")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.__aexit__(None, None, None)
+            raise
         return running
 
     async def __aexit__(
@@ -440,6 +618,7 @@ class SchedulerRun:
             try:
                 with anyio.CancelScope(shield=True):
                     settled = await running._stop_and_wait()
+                    await running._close_portal()
             finally:
                 if not settled:
                     logger.warning(
@@ -457,8 +636,10 @@ class SchedulerRun:
             with anyio.CancelScope(shield=True):
                 await _teardown(reversed(self._specs))
             self._scheduler._active = False
+            running._publish_end(_VANISHED)  # a no-op after a stop that published
+            running._closed.set()
         if not settled and exc is None:
-            raise WorkflowError("Timeout waiting for workflows to complete")
+            raise WorkflowError(_SETTLE_TIMEOUT)
         return suppress
 
 
