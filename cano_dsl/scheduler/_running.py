@@ -469,14 +469,14 @@ class SchedulerThreadHandle:
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:
         running = self._running
+        portal = running._portal
+        if portal is None:
+            raise _Closed
         if threading.get_ident() == running._loop_thread:
             raise RuntimeError(
                 "SchedulerThreadHandle blocks its thread: call it from another thread, "
                 "and await the RunningScheduler's methods on the event loop"
             )
-        portal = running._portal
-        if portal is None:
-            raise _Closed
         try:
             return portal.call(func, *args)
         except RuntimeError as exc:
