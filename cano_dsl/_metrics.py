@@ -3,8 +3,9 @@
 The engine, the processing models, the resilience primitives and the scheduler emit
 their metrics to one process-wide `MetricsSink`, or to nothing: with no sink installed
 (the default) every emission site reads `SINK` once, finds ``None`` and does no other
-work — no timing, no label tuples. Per-item and per-step loops read it once per run or
-batch, never per item.
+work — no timing, no label tuples. Per-item and per-step loops read it once per run,
+batch or window, never per item; a stream then adds to its item counter once per item,
+as cano does (``install(sink, stream_items="window")`` makes that once per window).
 
 Install a sink with `install` (or the `installed` context manager):
 `cano_dsl.observability.OtelMetricsSink` forwards to OpenTelemetry and
