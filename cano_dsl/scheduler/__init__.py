@@ -19,7 +19,6 @@ from ._cron import CronSchedule as CronSchedule
 from ._running import SHUTDOWN_TIMEOUT as SHUTDOWN_TIMEOUT
 from ._running import RunningScheduler as RunningScheduler
 from ._running import SchedulerRun as SchedulerRun
-from ._running import SchedulerThreadHandle as SchedulerThreadHandle
 from ._status import Backoff as Backoff
 from ._status import Completed as Completed
 from ._status import FlowInfo as FlowInfo
@@ -28,6 +27,7 @@ from ._status import Idle as Idle
 from ._status import Running as Running
 from ._status import Status as Status
 from ._status import Tripped as Tripped
+from ._threads import SchedulerThreadHandle as SchedulerThreadHandle
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
