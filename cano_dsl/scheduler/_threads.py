@@ -100,7 +100,13 @@ class SchedulerThreadHandle:
         down). At most ``timeout`` seconds (then `TimeoutError`; None: for ever).
         Raises what `RunningScheduler.stop` raises."""
         running = self._running
-        if not running._closed.wait(timeout):
+        closed = running._closed
+        if not closed.is_set() and threading.get_ident() == running._loop_thread:
+            raise RuntimeError(
+                "SchedulerThreadHandle.wait() on the event loop's thread would wait for "
+                "ever: await RunningScheduler.wait() there"
+            )
+        if not closed.wait(timeout):
             raise TimeoutError(f"the scheduler did not shut down within {timeout} s")
         running._raise_end()
 

@@ -210,8 +210,12 @@ async def test_a_thread_wait_times_out_while_the_scheduler_runs() -> None:
 @pytest.mark.anyio
 async def test_the_thread_handle_refuses_the_event_loop_thread() -> None:
     async with Scheduler().manual("m", flow(Job()), Step.WORK).start() as running:
+        handle = running.from_thread()
         with pytest.raises(RuntimeError, match="call it from another thread"):
-            running.from_thread().trigger("m")
+            handle.trigger("m")
+        with pytest.raises(RuntimeError, match="would wait for ever"):
+            handle.wait()
+    handle.wait()  # the block has exited: nothing left to wait for
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
