@@ -12,9 +12,9 @@ cycle.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -23,11 +23,11 @@ from .._config import RetryMode
 from .._errors import TaskDefinitionError
 from .._outcome import Err, Ok, Outcome, make_ok
 from .._resources import Resources
-from .._state import S
+from .._state import S, S_co
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec, constant
 
-__all__ = ["BatchTask", "batch", "run_batch"]
+__all__ = ["BatchLike", "BatchTask", "batch", "run_batch"]
 
 I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
@@ -134,6 +134,17 @@ BATCH_SPEC = ModelSpec(
     required=("load", "process_item", "finish"),
     constants=("concurrency", "item_retry", "config", "name"),
 )
+
+
+class BatchLike(Protocol[S_co]):
+    """What a type checker sees of a batch (a `BatchTask` or a `@batch` class): the
+    item and output types stay the class's own business."""
+
+    async def load(self, res: Resources, /) -> Iterable[Any]: ...
+
+    async def process_item(self, item: Any, /) -> Any: ...
+
+    async def finish(self, res: Resources, outputs: list[Outcome[Any]], /) -> NextState[S_co]: ...
 
 
 class BatchTask(Task[S], Generic[S, I, O]):
