@@ -8,7 +8,7 @@ import inspect
 import logging
 import typing
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, overload, runtime_checkable
 
 import attrs
 
@@ -21,6 +21,7 @@ from ._errors import (
 
 __all__ = [
     "HealthStatus",
+    "Key",
     "Res",
     "Resource",
     "ResourceBase",
@@ -35,6 +36,20 @@ T = TypeVar("T")
 C = TypeVar("C", bound=type)
 
 ResourceKey = typing.Union[str, enum.Enum]
+
+
+class Key(str, Generic[T]):
+    """A string key that also carries the type of its value, for the type checker:
+    ``NUMBERS: Key[list[int]] = Key("numbers")``.
+
+    A `Key` *is* its string (equal, same hash), so ``store.get(NUMBERS)`` and
+    ``store.get("numbers")`` reach the same value; the first is typed ``list[int]``,
+    the second ``Any``. Works with `Resources` (``insert``, ``get``) and `MemoryStore`
+    (``put``, ``get``, ``get_or``, ``append``). Nothing is checked at run time: pass
+    ``kind`` to ``get`` for an ``isinstance`` check.
+    """
+
+    __slots__ = ()
 
 
 @attrs.frozen
@@ -135,11 +150,19 @@ class Resources:
     def empty(cls) -> Resources:
         return cls()
 
+    @overload
+    def insert(self, key: Key[T], value: T) -> Resources: ...
+    @overload
+    def insert(self, key: ResourceKey, value: Any) -> Resources: ...
     def insert(self, key: ResourceKey, value: Any) -> Resources:
         """Add ``value`` under ``key``; raise `ResourceDuplicateKey` if taken."""
         self.try_insert(key, value)
         return self
 
+    @overload
+    def try_insert(self, key: Key[T], value: T) -> None: ...
+    @overload
+    def try_insert(self, key: ResourceKey, value: Any) -> None: ...
     def try_insert(self, key: ResourceKey, value: Any) -> None:
         """Add ``value`` under ``key``; raise `ResourceDuplicateKey` if taken."""
         if not isinstance(key, (str, enum.Enum)):
@@ -151,6 +174,8 @@ class Resources:
             )
         self._items[key] = value
 
+    @overload
+    def get(self, key: Key[T]) -> T: ...
     @overload
     def get(self, key: ResourceKey) -> Any: ...
     @overload
@@ -169,6 +194,10 @@ class Resources:
             )
         return value
 
+    @overload
+    def __getitem__(self, key: Key[T]) -> T: ...
+    @overload
+    def __getitem__(self, key: ResourceKey) -> Any: ...
     def __getitem__(self, key: ResourceKey) -> Any:
         return self.get(key)
 
