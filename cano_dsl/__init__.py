@@ -38,6 +38,7 @@ from ._observer import WorkflowObserver as WorkflowObserver
 from ._outcome import Err as Err
 from ._outcome import Ok as Ok
 from ._outcome import Outcome as Outcome
+from ._resources import FromResources as FromResources
 from ._resources import HealthStatus as HealthStatus
 from ._resources import Key as Key
 from ._resources import Res as Res

@@ -20,6 +20,7 @@ from ._errors import (
 )
 
 __all__ = [
+    "FromResources",
     "HealthStatus",
     "Key",
     "Res",
@@ -285,6 +286,29 @@ class Res:
     """Marks a field of a `@from_resources` class: ``Annotated[T, Res("key")]``."""
 
     key: ResourceKey
+
+
+class FromResources:
+    """An optional, empty base for a `from_resources` class, so a type checker sees the
+    ``from_resources(res)`` classmethod the decorator adds (a class decorator cannot
+    show a new member to mypy or pyright)::
+
+        @from_resources
+        @attrs.frozen
+        class Deps(FromResources):
+            store: Annotated[MemoryStore, Res("store")]
+
+        deps = Deps.from_resources(res)  # typed Deps
+    """
+
+    __slots__ = ()
+
+    if typing.TYPE_CHECKING:
+
+        @classmethod
+        def from_resources(cls: type[T], res: Resources) -> T:
+            """An instance with every ``Annotated[T, Res(key)]`` field filled from ``res``."""
+            ...
 
 
 def from_resources(cls: C) -> C:

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
         SteppedLike[S],
         StreamLike[S],
     ]
+    #: A task of a split state: what it returns is kept in the `SplitResult`, not used
+    #: as a state, so any return type goes.
+    SplitBranch = Registrable[Any]
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -270,12 +273,12 @@ class Workflow(Generic[S]):
     def register_split(
         self: Workflow[Unbound],
         state: E,
-        tasks: Iterable[Registrable[E]],
+        tasks: Iterable[SplitBranch],
         join_config: JoinConfig[E],
     ) -> Workflow[E]: ...
     @overload
     def register_split(
-        self, state: S, tasks: Iterable[Registrable[S]], join_config: JoinConfig[S]
+        self, state: S, tasks: Iterable[SplitBranch], join_config: JoinConfig[S]
     ) -> Workflow[S]: ...
     def register_split(
         self, state: Any, tasks: Iterable[Any], join_config: JoinConfig[Any]
