@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -160,13 +160,20 @@ class BatchTask(Task[S], Generic[S, I, O]):
     __cano_injected__: ClassVar[tuple[str, ...]] = ("run",)
     _cano_model_base: ClassVar[bool] = True
 
-    def concurrency(self) -> int:
-        """Most items in flight at once."""
-        return 1
+    if TYPE_CHECKING:
+        # a method or a plain attribute (``concurrency = 4``): a type checker cannot spell
+        # "either" for an override, so it sees these members as Any
+        concurrency: Any
+        item_retry: Any
+    else:
 
-    def item_retry(self) -> RetryMode:
-        """Retry policy of each ``process_item`` call."""
-        return RetryMode.none()
+        def concurrency(self) -> int:
+            """Most items in flight at once."""
+            return 1
+
+        def item_retry(self) -> RetryMode:
+            """Retry policy of each ``process_item`` call."""
+            return RetryMode.none()
 
     @abc.abstractmethod
     async def load(self, res: Resources) -> Sequence[I]:

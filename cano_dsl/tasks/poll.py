@@ -19,7 +19,7 @@ import datetime
 import enum
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, Generic, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol
 
 import anyio.lowlevel
 import attrs
@@ -175,9 +175,15 @@ class PollTask(Task[S]):
         """One attempt, no timeout: set ``attempt_timeout`` to bound the whole loop."""
         return TaskConfig.minimal()
 
-    def on_poll_error(self) -> PollErrorPolicy:
-        """What an exception from ``poll`` does to the loop."""
-        return PollErrorPolicy.fail_fast()
+    if TYPE_CHECKING:
+        # a method or a plain attribute (``on_poll_error = PollErrorPolicy.retry_on_error(2)``):
+        # a type checker cannot spell "either" for an override, so it sees Any here
+        on_poll_error: Any
+    else:
+
+        def on_poll_error(self) -> PollErrorPolicy:
+            """What an exception from ``poll`` does to the loop."""
+            return PollErrorPolicy.fail_fast()
 
     @abc.abstractmethod
     async def poll(self, res: Resources) -> PollOutcome[S]:

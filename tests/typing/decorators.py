@@ -14,6 +14,7 @@ from cano_dsl import (
     Outcome,
     PollOutcome,
     Resources,
+    RetryMode,
     StepOutcome,
     TaskConfig,
     TaskResult,
@@ -192,8 +193,10 @@ assert_type(Reserve(), Reserve)
 
 
 class Sum(BatchTask[Step, int, int]):
-    def concurrency(self) -> int:  # on a subclass, optional members are methods
+    def concurrency(self) -> int:  # an optional member as a method ...
         return 4
+
+    item_retry = RetryMode.fixed(2, 0.01)  # ... or as a plain attribute
 
     async def load(self, res: Resources) -> list[int]:
         return [1, 2]
