@@ -73,7 +73,7 @@ async def main() -> None:
     )
     print("=== Scheduler graceful shutdown ===\n")
     async with sched.start() as running:
-        while not running.has_running_flows() or running.status("queue").run_count == 0:  # type: ignore[union-attr]
+        while not running.has_running_flows() or running.status("queue").run_count == 0:
             await anyio.sleep(0.05)
         await anyio.sleep(0.1)
         EVENTS.append("-- leaving the block --")

@@ -126,7 +126,7 @@ def print_trees(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> None:
         by_parent[parent if parent in ids else None].append(s)
 
     def walk(span: ReadableSpan, depth: int) -> None:
-        ms = (span.end_time - span.start_time) / 1e6
+        ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
         attrs = {k: v for k, v in (span.attributes or {}).items() if k != "cano.task_id"}
         events = [
             f"{e.name}: {dict(e.attributes or {}).get('cano.state') or dict(e.attributes or {})}"
@@ -136,10 +136,10 @@ def print_trees(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> None:
         print(
             f"  {'  ' * depth}{span.name} [{span.status.status_code.name}] {ms:.0f} ms {attrs}{extra}"
         )
-        for child in sorted(by_parent[span.context.span_id], key=lambda c: c.start_time):
+        for child in sorted(by_parent[span.context.span_id], key=lambda c: c.start_time or 0):
             walk(child, depth + 1)
 
-    for root in sorted(by_parent[None], key=lambda s: s.start_time):
+    for root in sorted(by_parent[None], key=lambda s: s.start_time or 0):
         walk(root, 0)
 
 
