@@ -86,12 +86,12 @@ async def call_it(res: Resources) -> None:
 
 
 # `state=` and the return annotation must agree
-@task(state=Other)  # type: ignore[arg-type]
+@task(state=Other)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType, reportCallIssue, reportUntypedFunctionDecorator]
 async def disagrees(res: Resources) -> Step:
     return Step.DONE
 
 
-@task(state=Other, name="bare")  # type: ignore[arg-type]
+@task(state=Other, name="bare")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType, reportCallIssue, reportUntypedFunctionDecorator]
 async def disagrees_bare() -> TaskResult[Step]:
     return TaskResult.single(Step.DONE)
 

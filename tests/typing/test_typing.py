@@ -5,8 +5,9 @@ installed) runs over:
 
 - the user-style files next to this one, whose ``assert_type`` lines pin the types
   the decorators, the builder and the run methods give, and whose
-  ``# type: ignore[...]`` lines mark mistakes that must stay type errors (an ignore
-  that is no longer needed is an error too);
+  ``# type: ignore[...]`` (mypy) and ``# pyright: ignore[...]`` (pyright) comments
+  mark mistakes that must stay type errors (an ignore that is no longer needed is an
+  error too);
 - every example under ``examples/`` (globbed, so a new example is checked too);
 - the README's and every docs page's ``python`` snippet, collected exactly as
   tests/test_docs.py collects them to run them.
@@ -46,7 +47,7 @@ def _doc_snippets() -> list[tuple[str, int, str]]:
 
 def _write_snippets(into: Path) -> list[Path]:
     into.mkdir()
-    out = []
+    out: list[Path] = []
     for where, index, code in _doc_snippets():
         stem = re.sub(r"\W", "_", where.removesuffix(".md"))
         path = into / f"{stem}_{index}.py"
@@ -103,6 +104,9 @@ def _pyright(files: list[Path], workdir: Path) -> subprocess.CompletedProcess[st
                 "pythonVersion": "3.10",
                 "extraPaths": [str(ROOT), str(ROOT / "examples")],
                 "reportUnnecessaryTypeIgnoreComment": "error",
+                # `# type: ignore[...]` is mypy's; pyright's expected errors are marked
+                # `# pyright: ignore[rule]`, so each checker's stale ignores are errors
+                "enableTypeIgnoreComments": False,
             }
         ),
         encoding="utf-8",
@@ -162,7 +166,7 @@ def test_the_checker_reports_a_wrong_type_and_a_stale_ignore(
         "async def fetch(res: Resources) -> Step:\n"
         "    return Step.A\n"
         "assert_type(fetch, FunctionTask[int])\n"
-        "x: int = 1  # type: ignore[assignment]\n",
+        "x: int = 1  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]\n",
         encoding="utf-8",
     )
     proc = check([bad], tmp_path)

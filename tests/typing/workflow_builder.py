@@ -100,13 +100,13 @@ async def run() -> None:
 
 # -- mistakes are type errors ----------------------------------------------------------
 
-wf.register(Step.FETCH, elsewhere)  # type: ignore[arg-type]
-wf.register(Other.X, fetch)  # type: ignore[arg-type]
-wf.add_exit_state(Other.Y)  # type: ignore[arg-type]
-wf.register_router(Step.ROUTE, fetch)  # type: ignore[arg-type]
-wf.register_split(Step.FAN, [branch], JoinConfig(JoinStrategy.all(), Other.Y))  # type: ignore[arg-type]
-wf.run_sync(Other.X)  # type: ignore[arg-type]
-build().register(Step.FETCH, elsewhere)  # type: ignore[arg-type]
-Workflow(Resources(), state=Step).register(Step.FETCH, elsewhere)  # type: ignore[arg-type]
-Workflow(Resources(), state=Other).add_exit_state(Step.DONE)  # type: ignore[arg-type]
-wf.register(Step.FETCH, Route)  # type: ignore[arg-type]  # the class, not an instance
+wf.register(Step.FETCH, elsewhere)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.register(Other.X, fetch)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.add_exit_state(Other.Y)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.register_router(Step.ROUTE, fetch)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.register_split(Step.FAN, [branch], JoinConfig(JoinStrategy.all(), Other.Y))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.run_sync(Other.X)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+build().register(Step.FETCH, elsewhere)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+Workflow(Resources(), state=Step).register(Step.FETCH, elsewhere)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+Workflow(Resources(), state=Other).add_exit_state(Step.DONE)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.register(Step.FETCH, Route)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the class, not an instance
