@@ -81,7 +81,7 @@ def dump(reader: InMemoryMetricReader) -> list[str]:
     """One line per metric point: counters and gauges by value, histograms by count/sum."""
     lines: list[str] = []
     data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else []:
+    for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 for point in metric.data.data_points:

@@ -121,7 +121,7 @@ def workflow() -> Workflow[Step]:
 def dump(reader: InMemoryMetricReader) -> list[str]:
     lines: list[str] = []
     data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else []:
+    for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 for point in metric.data.data_points:
