@@ -20,6 +20,7 @@ from cano_dsl import (
     TaskResult,
     TimerOutcome,
     WindowSignal,
+    Workflow,
     batch,
     compensatable,
     poll,
@@ -219,3 +220,35 @@ assert_type(TaskResult.split([Step.FETCH, Step.DONE]), TaskResult[Step])
 assert_type(PollOutcome.ready(Step.DONE), PollOutcome[Step])
 assert_type(WindowSignal.stop(Step.DONE), WindowSignal[Step])
 assert_type(TaskResult.single(Step.DONE).state, Step)
+
+
+# -- every decorated class registers where its model belongs, typed by its hooks ------
+
+wf = (
+    Workflow(Resources())
+    .register(Step.FETCH, Fetch())
+    .register(Step.FETCH, FetchBare())
+    .register(Step.FETCH, Route())
+    .register(Step.FETCH, Ready())
+    .register(Step.FETCH, Later())
+    .register(Step.FETCH, Squares())
+    .register(Step.FETCH, Pages())
+    .register(Step.FETCH, Readings())
+    .register(Step.FETCH, Sum())
+    .register_router(Step.FETCH, Route())
+    .register_stepped(Step.FETCH, Pages())
+    .register_stream(Step.FETCH, Readings())
+    .register_with_compensation(Step.FETCH, Reserve())
+    .add_exit_state(Step.DONE)
+)
+assert_type(wf, Workflow[Step])
+assert_type(Workflow(Resources()).register_stepped(Step.FETCH, Pages()), Workflow[Step])
+assert_type(Workflow(Resources()).register_stream(Step.FETCH, Readings()), Workflow[Step])
+assert_type(Workflow(Resources()).register_with_compensation(Step.FETCH, Reserve()), Workflow[Step])
+
+# a model registered where it does not belong, or in a workflow of another Enum
+wf.register_with_compensation(Step.FETCH, Squares())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.register_stepped(Step.FETCH, Readings())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+wf.register_stream(Step.FETCH, Pages())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+Workflow(Resources(), state=Other).register(Other.X, Squares())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+Workflow(Resources(), state=Other).register(Other.X, Ready())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
