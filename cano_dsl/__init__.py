@@ -37,7 +37,10 @@ from ._errors import WorkflowVersionMismatch as WorkflowVersionMismatch
 from ._observer import WorkflowObserver as WorkflowObserver
 from ._outcome import Err as Err
 from ._outcome import Ok as Ok
+from ._outcome import Outcome as Outcome
+from ._resources import FromResources as FromResources
 from ._resources import HealthStatus as HealthStatus
+from ._resources import Key as Key
 from ._resources import Res as Res
 from ._resources import Resource as Resource
 from ._resources import Resources as Resources
@@ -102,6 +105,7 @@ from .tasks import task as task
 from .workflow import JoinConfig as JoinConfig
 from .workflow import JoinStrategy as JoinStrategy
 from .workflow import SplitResult as SplitResult
+from .workflow import Unbound as Unbound
 from .workflow import Workflow as Workflow
 
 # --- end stores exports ---

@@ -368,6 +368,9 @@ class StateFailure(CanoError):
     is the underlying error's category.
     """
 
+    state: enum.Enum
+    path: list[enum.Enum]
+
     def __init__(self, state: Any, attempt: int, path: Sequence[Any], error: BaseException) -> None:
         self.state = state
         self.attempt = attempt

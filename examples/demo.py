@@ -26,6 +26,7 @@ import anyio
 from cano_dsl import (
     MemoryStore,
     Ok,
+    Outcome,
     Resources,
     RetryMode,
     StateFailure,
@@ -80,7 +81,7 @@ class PriceLines:
         await anyio.sleep(0.001)
         return round(qty * unit * 1.2, 2)
 
-    async def finish(self, res: Resources, outputs: list[object]) -> Order:
+    async def finish(self, res: Resources, outputs: list[Outcome[float]]) -> Order:
         totals = [o.value for o in outputs if isinstance(o, Ok)]
         if len(totals) != len(outputs):
             raise RuntimeError("some order lines could not be priced")
@@ -113,7 +114,7 @@ class ChooseShipping:
 
 @task(config=TaskConfig.minimal())
 async def express(res: Resources) -> Order:
-    flags = res.get("flags", dict)
+    flags: dict[str, bool] = res.get("flags", dict)
     if flags.get("warehouse_offline"):
         raise RuntimeError("warehouse offline")
     return Order.SHIPPED

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._split import JoinConfig as JoinConfig
 from ._split import JoinStrategy as JoinStrategy
 from ._split import SplitResult as SplitResult
+from ._workflow import Unbound as Unbound
 from ._workflow import Workflow as Workflow
 
 # Dispatchers of further entry kinds register themselves into _engine.DISPATCHERS
@@ -18,4 +19,4 @@ from . import _stream as _stream
 from . import _saga as _saga
 # --- end saga dispatchers ---
 
-__all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "Workflow"]
+__all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "Unbound", "Workflow"]

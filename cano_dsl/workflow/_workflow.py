@@ -7,7 +7,7 @@ import enum
 import functools
 import time
 from collections.abc import Iterable
-from typing import Any, Generic, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, overload
 
 import anyio
 
@@ -25,7 +25,40 @@ from ._engine import clear_log, fsm
 from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry, Run
 from ._split import JoinConfig, join_config_error
 
-__all__ = ["Workflow"]
+__all__ = ["Unbound", "Workflow"]
+
+if TYPE_CHECKING:
+    from ..tasks._base import TaskLike
+    from ..tasks.batch import BatchLike
+    from ..tasks.compensatable import CompensatableLike
+    from ..tasks.poll import PollLike
+    from ..tasks.router import RouterLike
+    from ..tasks.stepped import SteppedLike
+    from ..tasks.stream import StreamLike
+    from ..tasks.timer import TimerLike
+
+    #: Anything `Workflow.register` takes, moving to states of ``S``.
+    Registrable = Union[
+        TaskLike[S],
+        RouterLike[S],
+        PollLike[S],
+        TimerLike[S],
+        BatchLike[S],
+        SteppedLike[S],
+        StreamLike[S],
+    ]
+    #: A task of a split state: what it returns is kept in the `SplitResult`, not used
+    #: as a state, so any return type goes.
+    SplitBranch = Registrable[Any]
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+class Unbound(enum.Enum):
+    """The state type of a `Workflow` that has not seen a state yet: ``Workflow(res)``
+    is a ``Workflow[Unbound]`` until the first ``register*`` or ``add_exit_state*``
+    call fixes it to the Enum of that state (a type-checking device; no member)."""
+
 
 # Which task models each registration method takes.
 _COMPANION_MODELS = frozenset({"task", "router", "poll", "timer", "batch", "stepped", "stream"})
@@ -60,6 +93,12 @@ class Workflow(Generic[S]):
     ```
     """
 
+    @overload
+    def __init__(self: Workflow[Unbound], resources: Resources | None = None) -> None: ...
+    @overload
+    def __init__(self, resources: Resources | None = None, *, state: type[S]) -> None: ...
+    @overload
+    def __init__(self, resources: Resources | None = None) -> None: ...
     def __init__(self, resources: Resources | None = None, *, state: type[S] | None = None) -> None:
         if resources is None:
             resources = Resources()
@@ -85,7 +124,7 @@ class Workflow(Generic[S]):
         self._validated: BaseException | bool | None = None
 
     @classmethod
-    def bare(cls) -> Workflow[Any]:
+    def bare(cls) -> Workflow[Unbound]:
         """A workflow with empty `Resources`."""
         return cls(Resources())
 
@@ -184,33 +223,68 @@ class Workflow(Generic[S]):
         return self._with_entry(state, entry, state_type)
 
     # -- registration -----------------------------------------------------------
-    def register(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register(self: Workflow[Unbound], state: E, task: Registrable[E]) -> Workflow[E]: ...
+    @overload
+    def register(self, state: S, task: Registrable[S]) -> Workflow[S]: ...
+    def register(self, state: Any, task: Any) -> Workflow[Any]:
         """Run ``task`` in ``state`` (any model but compensatable: plain tasks, routers,
         batches, pollers, timers, and stepped or stream tasks without persistence).
         Replaces a previous handler. The task's config is read once, now."""
         return self._register_one("register", state, task)
 
-    def register_router(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_router(self: Workflow[Unbound], state: E, task: RouterLike[E]) -> Workflow[E]: ...
+    @overload
+    def register_router(self, state: S, task: RouterLike[S]) -> Workflow[S]: ...
+    def register_router(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@router` in ``state``: it writes no checkpoint row."""
         return self._register_one("register_router", state, task)
 
-    def register_stepped(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_stepped(
+        self: Workflow[Unbound], state: E, task: SteppedLike[E]
+    ) -> Workflow[E]: ...
+    @overload
+    def register_stepped(self, state: S, task: SteppedLike[S]) -> Workflow[S]: ...
+    def register_stepped(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@stepped` task with per-step retries and a persisted cursor."""
         return self._register_one("register_stepped", state, task)
 
-    def register_stream(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_stream(self: Workflow[Unbound], state: E, task: StreamLike[E]) -> Workflow[E]: ...
+    @overload
+    def register_stream(self, state: S, task: StreamLike[S]) -> Workflow[S]: ...
+    def register_stream(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@stream` task with windows, a cooperative cancel drain and a persisted
         cursor."""
         return self._register_one("register_stream", state, task)
 
-    def register_with_compensation(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_with_compensation(
+        self: Workflow[Unbound], state: E, task: CompensatableLike[E]
+    ) -> Workflow[E]: ...
+    @overload
+    def register_with_compensation(self, state: S, task: CompensatableLike[S]) -> Workflow[S]: ...
+    def register_with_compensation(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@compensatable` saga step; its output is kept for rollback. Names must
         be unique per workflow (the compensator is found by ``name()``)."""
         return self._register_one("register_with_compensation", state, task)
 
+    @overload
     def register_split(
-        self, state: S, tasks: Iterable[Any], join_config: JoinConfig[S]
-    ) -> Workflow[S]:
+        self: Workflow[Unbound],
+        state: E,
+        tasks: Iterable[SplitBranch],
+        join_config: JoinConfig[E],
+    ) -> Workflow[E]: ...
+    @overload
+    def register_split(
+        self, state: S, tasks: Iterable[SplitBranch], join_config: JoinConfig[S]
+    ) -> Workflow[S]: ...
+    def register_split(
+        self, state: Any, tasks: Iterable[Any], join_config: JoinConfig[Any]
+    ) -> Workflow[Any]:
         """Run every task of ``tasks`` in parallel in ``state``; ``join_config`` decides
         whether the run continues to its ``join_state``."""
         method = "register_split"
@@ -240,7 +314,11 @@ class Workflow(Generic[S]):
         )
         return self._with_entry(state, entry, state_type)
 
-    def add_exit_state(self, state: S) -> Workflow[S]:
+    @overload
+    def add_exit_state(self: Workflow[Unbound], state: E) -> Workflow[E]: ...
+    @overload
+    def add_exit_state(self, state: S) -> Workflow[S]: ...
+    def add_exit_state(self, state: Any) -> Workflow[Any]:
         """Mark ``state`` as terminal (it needs no handler); duplicates are ignored."""
         state_type = self._check_state(state, "add_exit_state")
         if state in self._exit_set:
@@ -248,7 +326,11 @@ class Workflow(Generic[S]):
         exits = (*self._exits, state)
         return self._evolve(_exits=exits, _exit_set=frozenset(exits), _state_type=state_type)
 
-    def add_exit_states(self, states: Iterable[S]) -> Workflow[S]:
+    @overload
+    def add_exit_states(self: Workflow[Unbound], states: Iterable[E]) -> Workflow[E]: ...
+    @overload
+    def add_exit_states(self, states: Iterable[S]) -> Workflow[S]: ...
+    def add_exit_states(self, states: Iterable[Any]) -> Workflow[Any]:
         """`add_exit_state` for each of ``states``, in order."""
         if isinstance(states, (enum.Enum, str)) or not isinstance(states, Iterable):
             raise ConfigurationError(
