@@ -47,7 +47,7 @@ import anyio
 from .._errors import CheckpointStoreError
 from ._row import CheckpointRow
 
-__all__ = ["BatchRunner", "BatchedStore", "Op", "OpKind", "all_abandoned"]
+__all__ = ["BatchRunner", "BatchedStore", "Op", "OpKind", "all_abandoned", "skip_abandoned"]
 
 _S = TypeVar("_S", bound="BatchedStore")
 
@@ -115,6 +115,18 @@ class Op:
 def all_abandoned(ops: Sequence[Op]) -> bool:
     """Whether every caller of ``ops`` has stopped waiting (thread side: give up)."""
     return all(op.abandoned for op in ops)
+
+
+def skip_abandoned(ops: Sequence[Op]) -> list[Op]:
+    """Thread side, before writing: resolve the ops whose callers have left as not run
+    and return the others (``CLOSE`` always runs)."""
+    live = []
+    for op in ops:
+        if op.abandoned and op.kind is not OpKind.CLOSE:
+            op.fail(CheckpointStoreError("abandoned by its caller before it ran"))
+        else:
+            live.append(op)
+    return live
 
 
 class _State(enum.Enum):
@@ -234,12 +246,7 @@ class BatchRunner:
                 return
             batch.state = _State.STARTED
         try:
-            live = []
-            for op in batch.ops:
-                if op.abandoned and op.kind is not OpKind.CLOSE:
-                    op.fail(CheckpointStoreError("abandoned by its caller before it ran"))
-                else:
-                    live.append(op)
+            live = skip_abandoned(batch.ops)
             if live:
                 self._run_batch(live)
         finally:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, TypeVar
 
 from .._errors import CheckpointStoreError, ConfigurationError
-from ._batch import BatchedStore, Op, OpKind, all_abandoned
+from ._batch import BatchedStore, Op, OpKind, all_abandoned, skip_abandoned
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
@@ -219,6 +219,7 @@ class SqliteCheckpointStore(BatchedStore):
         except _GaveUp:
             self._give_up(ops)
             return
+        ops = skip_abandoned(ops)  # their callers left while we waited for the lock
         for i, op in enumerate(ops):
             try:
                 self._run_one(conn, op)
