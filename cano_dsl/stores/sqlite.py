@@ -202,12 +202,15 @@ class SqliteCheckpointStore(BatchedStore):
         if len(ops) == 1:  # one statement: autocommit, no BEGIN/COMMIT round trips
             op = ops[0]
             try:
-                self._locked(ops, lambda: self._run_one(conn, op))
+                self._run_one(conn, op)
             except sqlite3.Error as exc:
-                op.fail(self._error(f"{op.kind.name.lower()} {op.args[0]!r}", exc))
-            except _GaveUp:
-                self._give_up(ops)
-            return
+                if not _is_busy(exc):
+                    op.fail(self._error(f"{op.kind.name.lower()} {op.args[0]!r}", exc))
+                    return
+                # another process holds the lock: wait for it below, where a caller
+                # that left meanwhile is skipped once the lock is ours
+            else:
+                return
         begin = "BEGIN IMMEDIATE" if any(op.is_write for op in ops) else "BEGIN"
         try:
             self._locked(ops, lambda: conn.execute(begin))

@@ -339,6 +339,7 @@ async def test_a_leader_cancelled_mid_batch_leaves_its_neighbour_served() -> Non
         assert abandoned == []  # the neighbour still waits: nothing is cut short
         ex.gates[1].set()
     assert results == {"first": "first", "neighbour": "neighbour"}
+    ex.gates[2].set()
     assert await runner.submit(Op(OpKind.APPEND, "after")) == "after"
 
 
@@ -349,6 +350,7 @@ async def test_the_store_is_told_once_every_caller_of_a_stuck_batch_has_left() -
     with anyio.move_on_after(0.2):
         async with anyio.create_task_group() as tg:
             tg.start_soon(runner.submit, Op(OpKind.APPEND, "x"))
+            await anyio.to_thread.run_sync(ex.started[0].wait, 10)
             tg.start_soon(runner.submit, Op(OpKind.APPEND, "y"))
     assert abandoned == [["x"]]  # y was still queued: withdrawn, never ran
     ex.gates[0].set()
