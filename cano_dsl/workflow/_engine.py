@@ -153,6 +153,39 @@ async def clear_after_drain(wf: Workflow[Any], run: Run, drain_started: float) -
         )
 
 
+def _racing(run: Run) -> bool:
+    return run.token is not None or run.deadline is not None
+
+
+class _RaceScope:
+    """A cancel scope with the run's deadline, attached to its token while entered."""
+
+    __slots__ = ("run", "scope")
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        deadline = run.deadline
+        self.scope = anyio.CancelScope(deadline=deadline if deadline is not None else math.inf)
+
+    def __enter__(self) -> anyio.CancelScope:
+        token = self.run.token
+        if token is not None:
+            token._attach(self.scope)
+        try:
+            return self.scope.__enter__()
+        except BaseException:
+            if token is not None:
+                token._detach(self.scope)
+            raise
+
+    def __exit__(self, *exc: Any) -> bool:
+        try:
+            return bool(self.scope.__exit__(*exc))
+        finally:
+            if self.run.token is not None:
+                self.run.token._detach(self.scope)
+
+
 async def bounded_store_call(
     wf: Workflow[Any], run: Run, state: Any, call: Callable[..., Awaitable[None]], *args: Any
 ) -> None:
@@ -160,19 +193,11 @@ async def bounded_store_call(
     token and total-timeout deadline like `dispatch`; when they cut it, raise the run's
     final error from `interrupted_error`. No cancel scope without a token or deadline."""
     token = run.token
-    deadline = run.deadline
-    if token is None and deadline is None:
+    if token is None and run.deadline is None:
         await call(*args)
         return
-    scope = anyio.CancelScope(deadline=deadline if deadline is not None else math.inf)
-    if token is not None:
-        token._attach(scope)
-    try:
-        with scope:
-            await call(*args)
-    finally:
-        if token is not None:
-            token._detach(scope)
+    with _RaceScope(run) as scope:
+        await call(*args)
     if scope.cancelled_caught:
         cancelled = token is not None and token.is_cancelled
         raise await interrupted_error(wf, run, state, None, cancelled=cancelled)
@@ -184,12 +209,25 @@ async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str)
     if wid is None:
         raise CheckpointStoreError("checkpointing requires a workflow id (call with_workflow_id)")
     sink = _metrics.SINK
+    entry = run.in_flight
+    scope: anyio.CancelScope | None = None
     try:
-        await wf._store.append(wid, row)
+        if entry is not None and entry.kind == COMPENSATABLE and _racing(run):
+            # a saga step's completion row: the engine does not race that dispatch (the
+            # step's work must reach the stack), but the wait for the store is bounded
+            with _RaceScope(run) as scope:
+                await wf._store.append(wid, row)
+        else:
+            await wf._store.append(wid, row)
     except Exception as exc:
         if sink is not None:
             sink.counter(_metrics.CHECKPOINT_APPENDS_TOTAL, 1, _metrics.RESULT_ERR)
         raise CheckpointStoreError(f"{what}: {message_of(exc)}") from exc
+    if scope is not None and scope.cancelled_caught:
+        # the step is on the stack already: the dispatch's failure path compensates it
+        token = run.token
+        cancelled = token is not None and token.is_cancelled
+        raise _interruption(wf, run, run.path[-1], None, cancelled=cancelled)
     if sink is not None:
         sink.counter(_metrics.CHECKPOINT_APPENDS_TOTAL, 1, _metrics.RESULT_OK)
     notify(wf._observers, "on_checkpoint", wid, row.sequence)
@@ -218,6 +256,13 @@ async def interrupted_error(
 ) -> BaseException:
     """The run was cut by its token (``cancelled``) or its total timeout: report the
     in-flight task(s) as failed, fire the run-level hook, drain."""
+    return await fail(wf, run, state, _interruption(wf, run, state, entry, cancelled=cancelled))
+
+
+def _interruption(
+    wf: Workflow[Any], run: Run, state: Any, entry: Entry | None, *, cancelled: bool
+) -> CanoError:
+    """`interrupted_error` without the drain: the error, with its observer hooks fired."""
     observers = wf._observers
     err: CanoError
     if cancelled:
@@ -236,7 +281,7 @@ async def interrupted_error(
             for task_id in entry.in_flight_ids():
                 notify(observers, "on_task_failure", task_id, err)
         notify(observers, "on_workflow_timeout", elapsed, limit)
-    return await fail(wf, run, state, err)
+    return err
 
 
 def task_duration(state: Any, kind: str, started: float) -> None:

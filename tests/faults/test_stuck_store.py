@@ -44,7 +44,9 @@ from cano_dsl import (
     TaskConfig,
     Workflow,
     WorkflowCancelled,
+    WorkflowObserver,
     WorkflowTimeout,
+    compensatable,
     task,
 )
 from cano_dsl.stores import SqliteCheckpointStore
@@ -517,4 +519,55 @@ async def test_postgres_idle_connection_closed_by_a_restart_is_replaced_unnotice
         await store.append("idle", CheckpointRow(1, "B", "b"))  # no error on the stale one
         assert await _states(store, "idle") == ["A", "B"]
     finally:
+        await store.aclose()
+
+
+# -- a saga step's completion row: the dispatch is not raced, its store wait is ------
+
+
+class _Hooks(WorkflowObserver):
+    def __init__(self) -> None:
+        self.timeouts = 0
+        self.clear_failed: list[str] = []
+
+    def on_workflow_timeout(self, elapsed: float, limit: float) -> None:
+        self.timeouts += 1
+
+    def on_checkpoint_clear_failed(self, workflow_id: str, error: BaseException) -> None:
+        self.clear_failed.append(str(error))
+
+
+async def test_a_saga_completion_row_stuck_on_the_lock_is_cut_and_compensated(
+    tmp_path: Path,
+) -> None:
+    store = await _sqlite_store(tmp_path)
+    holder = await anyio.to_thread.run_sync(_LockHolder, store.path)
+    undone: list[int] = []
+
+    @compensatable(state=S, config=TaskConfig.minimal(), name="reserve")
+    class Reserve:
+        async def run(self, res: Any) -> tuple[S, dict[str, int]]:
+            await anyio.to_thread.run_sync(holder.lock)  # then its completion row waits
+            return S.DONE, {"hold": 17}
+
+        async def compensate(self, res: Any, output: dict[str, int]) -> None:
+            undone.append(output["hold"])
+
+    hooks = _Hooks()
+    wf = (
+        Workflow.bare()
+        .register_with_compensation(S.A, Reserve())
+        .add_exit_state(S.DONE)
+        .with_checkpoint_store(store)
+        .with_workflow_id("saga")
+        .with_observer(hooks)
+    )
+    try:
+        await _run_cut(wf, "timeout")
+        assert undone == [17]  # the committed step was rolled back
+        assert hooks.timeouts == 1
+        # the clear after the drain is bounded too: the lock is still held
+        assert len(hooks.clear_failed) == 1 and "did not answer" in hooks.clear_failed[0]
+    finally:
+        await anyio.to_thread.run_sync(holder.close)
         await store.aclose()
