@@ -387,9 +387,7 @@ class _PrivateServer:
         self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres")
-        self._as(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
-        )
+        self._as("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         self.start()
 
     def _as(self, exe: str, *args: str) -> None:
