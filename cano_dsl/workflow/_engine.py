@@ -70,6 +70,9 @@ _YIELD_EVERY = 1024
 # the drain used up the compensation budget, and this long when there is no budget
 _CLEAR_AFTER_DRAIN_MIN = 1.0
 _CLEAR_AFTER_DRAIN_UNBOUNDED = 10.0
+# seconds a saga step's completion row may still take when the step finished after
+# its run was cancelled or out of time (see `_RaceScope`)
+_COMPLETION_ROW_GRACE = 1.0
 
 
 def message_of(exc: BaseException) -> str:
@@ -158,17 +161,29 @@ def _racing(run: Run) -> bool:
 
 
 class _RaceScope:
-    """A cancel scope with the run's deadline, attached to its token while entered."""
+    """A cancel scope with the run's deadline, attached to its token while entered.
 
-    __slots__ = ("run", "scope")
+    With ``grace``, a token already fired or a deadline already past does not cut the
+    call at once: it gets ``grace`` seconds from now (a saga step that finished after
+    the cancel still gets its completion row written by a store that answers)."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        deadline = run.deadline
-        self.scope = anyio.CancelScope(deadline=deadline if deadline is not None else math.inf)
+    __slots__ = ("scope", "token")
+
+    def __init__(self, run: Run, grace: float | None = None) -> None:
+        deadline = run.deadline if run.deadline is not None else math.inf
+        token = run.token
+        if grace is not None:
+            now = anyio.current_time()
+            if token is not None and token.is_cancelled:
+                token = None
+                deadline = now + grace
+            elif deadline <= now:
+                deadline = now + grace
+        self.token = token
+        self.scope = anyio.CancelScope(deadline=deadline)
 
     def __enter__(self) -> anyio.CancelScope:
-        token = self.run.token
+        token = self.token
         if token is not None:
             token._attach(self.scope)
         try:
@@ -182,8 +197,8 @@ class _RaceScope:
         try:
             return bool(self.scope.__exit__(*exc))
         finally:
-            if self.run.token is not None:
-                self.run.token._detach(self.scope)
+            if self.token is not None:
+                self.token._detach(self.scope)
 
 
 async def bounded_store_call(
@@ -215,7 +230,7 @@ async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str)
         if entry is not None and entry.kind == COMPENSATABLE and _racing(run):
             # a saga step's completion row: the engine does not race that dispatch (the
             # step's work must reach the stack), but the wait for the store is bounded
-            with _RaceScope(run) as scope:
+            with _RaceScope(run, _COMPLETION_ROW_GRACE) as scope:
                 await wf._store.append(wid, row)
         else:
             await wf._store.append(wid, row)
