@@ -361,6 +361,19 @@ async def test_the_store_is_told_once_every_caller_of_a_stuck_batch_has_left() -
     assert ex.batches == [["x"], ["later"]]
 
 
+async def test_a_call_cancelled_before_its_batch_reached_the_thread_never_runs() -> None:
+    ex = _Gates()
+    for gate in ex.gates:
+        gate.set()
+    runner = BatchRunner(ex)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await runner.submit(Op(OpKind.APPEND, "never"))
+    assert scope.cancelled_caught
+    assert await runner.submit(Op(OpKind.APPEND, "next")) == "next"
+    assert ex.batches == [["next"]]
+
+
 # -- PostgreSQL: a private server to freeze and restart ------------------------------
 
 
