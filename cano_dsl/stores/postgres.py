@@ -26,12 +26,12 @@ connection; the next call opens a fresh one. Work the server had not committed i
 rolled back when it notices the closed socket; a COMMIT already sent has an unknown
 outcome.
 
-Connection defaults, each applied only when the DSN (or the matching ``PG*``
-environment variable) does not set it: ``application_name`` (`DEFAULT_CONNECTION`
-shows the rest) ``keepalives=1``, ``keepalives_idle=30``, ``keepalives_interval=10``,
-``keepalives_count=3`` (a dead peer of an idle connection is found in about a minute)
-and ``tcp_user_timeout=60000`` ms (data unacknowledged for a minute ends the
-connection).
+Connection defaults (`DEFAULT_CONNECTION`), each applied only when the DSN does not
+set it, and none when it names a ``service`` (``PGSERVICE``; the service file decides):
+``keepalives=1``, ``keepalives_idle=30``, ``keepalives_interval=10``,
+``keepalives_count=3`` (a dead peer of an idle connection is found in about a minute),
+``tcp_user_timeout=60000`` ms (data unacknowledged for a minute ends the connection),
+and an ``application_name`` unique to the store object (unless ``PGAPPNAME`` is set).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ DEFAULT_CONNECTION: dict[str, str] = {
     "keepalives_count": "3",
     "tcp_user_timeout": "60000",
 }
-_ENV = {"application_name": "PGAPPNAME", "tcp_user_timeout": "PGTCPUSERTIMEOUT"}
+_ENV = {"application_name": "PGAPPNAME"}  # libpq reads no variable for the others
 _STORE_IDS = itertools.count(1)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
@@ -113,11 +113,14 @@ class PostgresCheckpointStore(BatchedStore):
         # unique per store object (and process), so an operator or a test can find
         # the store's backend in pg_stat_activity
         defaults["application_name"] = f"cano_dsl {table} {os.getpid()}-{next(_STORE_IDS)}"[:63]
+        if "service" in info or "PGSERVICE" in os.environ:
+            defaults = {}
         extra = {
             k: v for k, v in defaults.items() if k not in info and _ENV.get(k, "") not in os.environ
         }
         self._dsn = self._pg.conninfo.make_conninfo(dsn, **extra) if extra else dsn
-        self._application_name = str(info.get("application_name", extra.get("application_name")))
+        name = info.get("application_name") or extra.get("application_name")
+        self._application_name: str | None = name or os.environ.get("PGAPPNAME")
         self._conn: Any = None
         self._schema_ready = False
         # the connection a worker thread is using and its socket (under _lock), so
@@ -156,9 +159,10 @@ class PostgresCheckpointStore(BatchedStore):
         return self._table
 
     @property
-    def application_name(self) -> str:
+    def application_name(self) -> str | None:
         """The ``application_name`` the store's connections report (pg_stat_activity):
-        the DSN's, else ``cano_dsl <table> <pid>-<n>``, unique per store object."""
+        the DSN's, else ``PGAPPNAME``, else ``cano_dsl <table> <pid>-<n>`` (unique per
+        store object); ``None`` when the DSN names a service that decides it."""
         return self._application_name
 
     def __repr__(self) -> str:

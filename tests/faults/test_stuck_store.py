@@ -582,3 +582,44 @@ async def test_a_saga_completion_row_stuck_on_the_lock_is_cut_and_compensated(
     finally:
         await anyio.to_thread.run_sync(holder.close)
         await store.aclose()
+
+
+# -- PostgreSQL connection defaults: added, never overriding the DSN ------------------
+
+
+def test_postgres_connection_defaults_never_override_the_dsn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    from cano_dsl.stores import PostgresCheckpointStore
+    from cano_dsl.stores.postgres import DEFAULT_CONNECTION
+
+    monkeypatch.delenv("PGAPPNAME", raising=False)
+    monkeypatch.delenv("PGSERVICE", raising=False)
+
+    def params(store: Any) -> dict[str, Any]:
+        return dict(psycopg.conninfo.conninfo_to_dict(store._dsn))
+
+    plain = PostgresCheckpointStore("postgresql://u@db.internal/app", table="t")
+    got = params(plain)
+    for key, value in DEFAULT_CONNECTION.items():
+        assert got[key] == value
+    assert got["application_name"] == plain.application_name
+    assert plain.application_name.startswith("cano_dsl t ")
+    other = PostgresCheckpointStore("postgresql://u@db.internal/app", table="t")
+    assert other.application_name != plain.application_name  # one per store object
+
+    mine = PostgresCheckpointStore(
+        "host=db user=u keepalives_idle=5 tcp_user_timeout=0 application_name=billing",
+        table="t",
+    )
+    got = params(mine)
+    assert got["keepalives_idle"] == "5" and got["tcp_user_timeout"] == "0"
+    assert got["keepalives_count"] == "3"  # the ones the DSN leaves out are added
+    assert mine.application_name == "billing"
+
+    monkeypatch.setenv("PGAPPNAME", "from-env")
+    assert "application_name" not in params(PostgresCheckpointStore("host=db", table="t"))
+    service = PostgresCheckpointStore("service=prod", table="t")
+    assert params(service) == {"service": "prod"}  # the service file decides
+    assert service.application_name == "from-env"
