@@ -48,7 +48,7 @@ from types import ModuleType
 from typing import Any
 
 from .._errors import CheckpointStoreError, ConfigurationError
-from ._batch import BatchedStore, Op, OpKind
+from ._batch import BatchedStore, Op, OpKind, skip_abandoned
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
@@ -196,11 +196,13 @@ class PostgresCheckpointStore(BatchedStore):
                 for op in work:
                     op.fail(exc)
             else:
+                live = skip_abandoned(work)  # callers that left while we connected
                 with self._lock:
                     self._in_use = conn
                     self._in_use_fd = conn.pgconn.socket
                 try:
-                    self._run(conn, work)
+                    if live:
+                        self._run(conn, live)
                 finally:
                     with self._lock:
                         self._in_use = None
