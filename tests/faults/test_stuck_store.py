@@ -444,7 +444,7 @@ def pg_server() -> Iterator[_PrivateServer]:
         pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl, postgres)")
     try:
         server = _PrivateServer(bindir)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, LookupError) as exc:
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, LookupError, OSError) as exc:
         pytest.skip(f"cannot start a private PostgreSQL server: {exc}")
     try:
         yield server
