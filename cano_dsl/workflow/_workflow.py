@@ -21,7 +21,7 @@ from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
 from ..tasks._decorate import ModelSpec, constant, model_of
 from ._compensation import drain_stack
-from ._engine import clear_log, fsm
+from ._engine import clear_after_drain, fsm
 from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry, Run
 from ._split import JoinConfig, join_config_error
 
@@ -563,9 +563,10 @@ class Workflow(Generic[S]):
         if run.stack:
             stack = list(run.stack)
             run.stack.clear()
+            drain_started = anyio.current_time()
             errors = await drain_stack(stack, self._compensators, self._resources, run.comp_budget)
             if not errors:
-                await clear_log(self, run)
+                await clear_after_drain(self, run, drain_started)
 
     async def resume_from(self, workflow_id: str, cancel: CancellationToken | None = None) -> S:
         """Resume the run logged under ``workflow_id`` from its last checkpoint."""
