@@ -276,7 +276,12 @@ _RECORDER: contextvars.ContextVar[_Ctx | None] = contextvars.ContextVar(
 def effect(name: str, key: Any = None) -> None:
     """Mark a side effect (``"charge"``, keyed e.g. by order id) in the running
     `run_plan`'s history; a no-op outside one, so production code may call it. Call it
-    where the effect really happens (after the payment call returned)."""
+    where the effect really happens (after the payment call returned).
+
+    The runner also records two effects of its own for every compensatable step, so a
+    workflow that never calls `effect` can still be checked: ``"run:<name>"`` each time
+    its forward ``run`` returned and ``"compensate:<name>"`` each time its
+    ``compensate`` returned (``<name>`` is the task's ``name()``)."""
     ctx = _RECORDER.get()
     if ctx is not None:
         ctx.history.effects.append(
@@ -301,7 +306,9 @@ class EffectRecord:
 @attrs.frozen
 class AttemptRecord:
     """One attempt of a task (a branch, an item): its outcome ``"ok"``, ``"error"``
-    (with the error's class name) or ``"crash"``."""
+    (with the error's class name), ``"refused"`` (by a planned open breaker, before the
+    body), ``"crash-before"`` (died before the body) or ``"crash-after"`` (died after it
+    returned)."""
 
     segment: int
     state: str
@@ -462,6 +469,7 @@ class _Ctx:
         self.attempts: dict[tuple[str, int | None, int | None], int] = {}
         self.open_batches: dict[str, BatchRecord] = {}
         self.open_splits: dict[str, SplitRecord] = {}
+        self.breakers: set[tuple[str, int | None]] = set()
 
     def new_segment(self, index: int) -> None:
         self.segment_index = index
@@ -534,12 +542,53 @@ class _CrashStore:
         await self._inner.clear(workflow_id)
 
 
+class _PlannedBreaker:
+    """Wraps a state's circuit breaker: refuses the attempts the plan says it refuses
+    (before the attempt, as an open breaker does), otherwise asks the real one."""
+
+    def __init__(self, inner: Any, ctx: _Ctx, state: str, branch: int | None) -> None:
+        self._inner = inner
+        self._ctx = ctx
+        self._state = state
+        self._branch = branch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def try_acquire(self) -> Any:
+        ctx = self._ctx
+        state, branch = self._state, self._branch
+        k = ctx.attempts.get((state, branch, None), 0) + 1
+        fault = ctx.plan.fault_for(state, k, branch)
+        if fault is not None and fault.kind == "circuit_open":
+            ctx.history.attempts.append(
+                AttemptRecord(
+                    ctx.segment_index,
+                    state,
+                    ctx.visits.get(state, 0),
+                    k,
+                    "refused",
+                    branch,
+                    None,
+                    "CircuitOpenError",
+                )
+            )
+            raise CircuitOpenError(f"planned refusal of {state} attempt {k}")
+        return self._inner.try_acquire()
+
+
+def _planned_config(config: Any, ctx: _Ctx, state: str, branch: int | None) -> Any:
+    breaker = config.circuit_breaker
+    if breaker is None:
+        return config
+    ctx.breakers.add((state, branch))
+    return attrs.evolve(config, circuit_breaker=_PlannedBreaker(breaker, ctx, state, branch))
+
+
 def _fault_error(fault: Fault) -> Exception:
     kind = fault.kind
     if kind == "timeout":
         return TaskTimeout("task attempt exceeded attempt_timeout (planned fault)")
-    if kind == "circuit_open":
-        return CircuitOpenError("planned fault")
     if kind == "rate_limited":
         return RateLimited("planned", 1.0)
     if kind == "fatal":
@@ -571,7 +620,7 @@ async def _attempt(
         and item is None
     )
     if at_crash and crash is not None and crash.when == "before":
-        hist.attempts.append(AttemptRecord(seg, state, visit, k, "crash", branch, item))
+        hist.attempts.append(AttemptRecord(seg, state, visit, k, "crash-before", branch, item))
         ctx.die(crash)
     index = branch if branch is not None else item
     if index is not None and k == 1:
@@ -580,7 +629,7 @@ async def _attempt(
             await _clock.sleep(wait)
             ctx.check_alive()
     fault = ctx.plan.fault_for(state, k, branch, item)
-    if fault is not None:
+    if fault is not None and fault.kind != "circuit_open":  # the breaker refuses those
         if fault.kind == "slow":
             await _clock.sleep(fault.seconds)
             ctx.check_alive()
@@ -601,7 +650,7 @@ async def _attempt(
     finally:
         _RECORDER.reset(token)
     if at_crash and crash is not None:
-        hist.attempts.append(AttemptRecord(seg, state, visit, k, "crash", branch, item))
+        hist.attempts.append(AttemptRecord(seg, state, visit, k, "crash-after", branch, item))
         ctx.die(crash)
     ctx.check_alive()
     hist.attempts.append(AttemptRecord(seg, state, visit, k, "ok", branch, item))
@@ -672,7 +721,11 @@ def _wrap_compensatable(ctx: _Ctx, state: str, task: Any, task_id: str) -> Any:
 
     async def w_run(res: Any) -> Any:
         value = await _attempt(ctx, state, lambda: run(res))
-        ctx.history.steps.append(StepRecord(ctx.segment_index, "forward", state, task_id))
+        hist = ctx.history
+        hist.steps.append(StepRecord(ctx.segment_index, "forward", state, task_id))
+        hist.effects.append(
+            EffectRecord(f"run:{task_id}", None, ctx.segment_index, state, hist.clock_now())
+        )
         return value
 
     async def w_compensate(res: Any, output: Any) -> None:
@@ -686,7 +739,17 @@ def _wrap_compensatable(ctx: _Ctx, state: str, task: Any, task_id: str) -> Any:
             await compensate(res, output)
         finally:
             _RECORDER.reset(token)
-        ctx.history.steps.append(StepRecord(ctx.segment_index, "compensate", state, task_id))
+        hist = ctx.history
+        hist.steps.append(StepRecord(ctx.segment_index, "compensate", state, task_id))
+        hist.effects.append(
+            EffectRecord(
+                f"compensate:{task_id}",
+                None,
+                ctx.segment_index,
+                ctx.current_state,
+                hist.clock_now(),
+            )
+        )
         if here and crash is not None:
             ctx.die(crash)
 
@@ -721,9 +784,11 @@ def _instrument(workflow: Workflow[Any], ctx: _Ctx) -> Workflow[Any]:
             def wrapped(*args: Any, _invoke: Any = invoke, _label: str = label) -> Any:
                 return _attempt(ctx, _label, lambda: _invoke(*args))
 
-            entries[state] = Entry(kind, task, entry.config, entry.task_id, wrapped, entry.pass_res)
+            config = _planned_config(entry.config, ctx, label, None)
+            entries[state] = Entry(kind, task, config, entry.task_id, wrapped, entry.pass_res)
         elif kind == SPLIT:
-            new = Entry(SPLIT, None, None, "", tasks=entry.tasks, configs=entry.configs,
+            configs = tuple(_planned_config(c, ctx, label, i) for i, c in enumerate(entry.configs))
+            new = Entry(SPLIT, None, None, "", tasks=entry.tasks, configs=configs,
                         join=entry.join)  # fmt: skip
             invokers = []
             for i, (inv, pass_res) in enumerate(entry.invokers):
@@ -742,7 +807,8 @@ def _instrument(workflow: Workflow[Any], ctx: _Ctx) -> Workflow[Any]:
             spec = model_of(entry.task)
             assert spec is not None and spec.invoker is not None
             inv, pass_res = spec.invoker(proxy)
-            entries[state] = Entry(kind, proxy, entry.config, entry.task_id, inv, pass_res)
+            config = _planned_config(entry.config, ctx, label, None)
+            entries[state] = Entry(kind, proxy, config, entry.task_id, inv, pass_res)
         else:  # stepped and stream states: crash points at their rows only
             entries[state] = entry
     compensators = {}
@@ -825,11 +891,16 @@ async def run_plan(
     if inner is None:
         inner = InMemoryCheckpointStore()
     recorder = _Recorder(ctx)
-    wf = (
-        _instrument(workflow, ctx)
-        .with_observer(recorder)
-        .with_checkpoint_store(_CrashStore(inner, ctx))
-    )
+    instrumented = _instrument(workflow, ctx)
+    for f in plan.faults:
+        if f.kind == "circuit_open" and (f.state, f.branch) not in ctx.breakers:
+            from .._errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"{f.describe()}: {f.state} has no circuit breaker to refuse it (give its "
+                "TaskConfig one with with_circuit_breaker)"
+            )
+    wf = instrumented.with_observer(recorder).with_checkpoint_store(_CrashStore(inner, ctx))
     wf = wf.with_workflow_id(workflow_id)
     await inner.clear(workflow_id)
     resume_fn: Callable[[Workflow[Any], str], Awaitable[Any]] = (
@@ -953,33 +1024,30 @@ def fault_plans(
     (indices below ``max_items``), each of one of ``kinds``. Shrinks towards fewer
     faults, earlier states and attempts, and ``error``."""
     st = _hypothesis().strategies
-    singles = _labels(workflow, (SINGLE, ROUTER, COMPENSATABLE))
-    splits = [(s.name, len(e.tasks)) for s, e in workflow._entries.items() if e.kind == SPLIT]
-    batches = _batch_states(workflow)
     kinds = [k for k in FAULT_KINDS if k in kinds]
+    plain = [k for k in kinds if k != "circuit_open"] or ["error"]
     options = []
-    if singles:
-        options.append(
-            st.builds(
-                Fault,
-                st.sampled_from(singles),
-                st.integers(1, max_attempt),
-                st.sampled_from(kinds),
-                seconds=st.floats(0.0, slow_seconds),
-            )
+
+    def one(label: str, config: Any, **where: Any) -> Any:
+        # an open breaker is drawn only for a state whose config has a breaker
+        allowed = kinds if config.circuit_breaker is not None and kinds else plain
+        where = {k: st.just(v) if isinstance(v, int) else v for k, v in where.items()}
+        return st.builds(
+            Fault,
+            st.just(label),
+            st.integers(1, max_attempt),
+            st.sampled_from(allowed),
+            seconds=st.floats(0.0, slow_seconds),
+            **where,
         )
-    for label, n in splits:
-        if n:
-            options.append(
-                st.builds(
-                    Fault,
-                    st.just(label),
-                    st.integers(1, max_attempt),
-                    st.sampled_from(kinds),
-                    branch=st.integers(0, n - 1),
-                    seconds=st.floats(0.0, slow_seconds),
-                )
-            )
+
+    for s, e in workflow._entries.items():
+        if e.kind in (SINGLE, ROUTER, COMPENSATABLE):
+            options.append(one(s.name, e.config))
+        elif e.kind == SPLIT:
+            for i, config in enumerate(e.configs):
+                options.append(one(s.name, config, branch=i))
+    batches = _batch_states(workflow)
     item_kinds = [k for k in kinds if k in ("error", "fatal", "slow")] or ["error"]
     for label in batches:
         options.append(
@@ -1264,7 +1332,7 @@ def assert_retries_within_policy(
     for seg in history.segments:
         groups: dict[tuple[str, int | None, int | None], dict[int, int]] = {}
         for a in history.attempts:
-            if a.segment == seg.index:
+            if a.segment == seg.index and a.outcome not in ("crash-before", "refused"):
                 visits = groups.setdefault((a.state, a.branch, a.item), {})
                 visits[a.visit] = visits.get(a.visit, 0) + 1
         resumed_at = seg.rows_before[-1].state if seg.index and seg.rows_before else None
