@@ -63,7 +63,7 @@ import enum
 import functools
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import attrs
@@ -119,6 +119,8 @@ the same visit (retries cannot fix it); ``timeout`` raises the `TaskTimeout` an
 ``attempt_timeout`` raises; ``slow`` makes the attempt take ``seconds`` of virtual time;
 ``circuit_open`` raises `CircuitOpenError` (a breaker refusing: the retry loop stops at
 once); ``rate_limited`` raises `RateLimited` (a limiter tier refusing)."""
+
+T = TypeVar("T")
 
 _EXTRA_HINT = "pip install 'cano-dsl[test]'"
 
@@ -227,14 +229,36 @@ class Delay:
     seconds: float
 
 
+def _checked(kind: type[T], values: Iterable[T]) -> tuple[T, ...]:
+    out = tuple(values)
+    for v in out:
+        if not isinstance(v, kind):
+            from .._errors import ConfigurationError
+
+            raise ConfigurationError(f"a Plan takes {kind.__name__} objects, got {v!r}")
+    return out
+
+
+def _faults(values: Iterable[Fault]) -> tuple[Fault, ...]:
+    return _checked(Fault, values)
+
+
+def _crashes(values: Iterable[Crash]) -> tuple[Crash, ...]:
+    return _checked(Crash, values)
+
+
+def _delays(values: Iterable[Delay]) -> tuple[Delay, ...]:
+    return _checked(Delay, values)
+
+
 @attrs.frozen
 class Plan:
     """Faults, crash points (crash ``i`` applies to segment ``i``: the first run, then
     each resume) and delays, applied together by `run_plan`."""
 
-    faults: tuple[Fault, ...] = attrs.field(default=(), converter=tuple)
-    crashes: tuple[Crash, ...] = attrs.field(default=(), converter=tuple)
-    delays: tuple[Delay, ...] = attrs.field(default=(), converter=tuple)
+    faults: tuple[Fault, ...] = attrs.field(default=(), converter=_faults)
+    crashes: tuple[Crash, ...] = attrs.field(default=(), converter=_crashes)
+    delays: tuple[Delay, ...] = attrs.field(default=(), converter=_delays)
 
     def describe(self) -> str:
         """The plan as readable lines (``"no faults, no crash"`` when empty)."""
@@ -1412,67 +1436,87 @@ def assert_terminates(history: History, within: float | None = None) -> None:
 
 
 def _make_machine() -> type:
-    hyp = _hypothesis()
-    stateful = __import__("hypothesis.stateful", fromlist=["RuleBasedStateMachine"])
-    st = hyp.strategies
+    _hypothesis()
+    import hypothesis.stateful as stateful
+    import hypothesis.strategies as st
 
-    class WorkflowMachine(stateful.RuleBasedStateMachine):  # type: ignore[misc,name-defined]
-        """A `hypothesis.stateful.RuleBasedStateMachine` that drives one workflow run
-        through outside events: start, crash at a drawn point, resume, cancel, and
-        advancing the clock. Subclass it, set ``workflow`` (the `Workflow`),
-        ``initial`` and optionally ``backend``, and override `check` (an invariant over
-        the `History` so far); run it with ``MyMachine.TestCase``."""
+    class WorkflowMachine(stateful.RuleBasedStateMachine):
+        """A `hypothesis.stateful.RuleBasedStateMachine` over one workflow: each step
+        changes the world the run meets (one more failing attempt, one more process
+        death, one more delayed branch or item) and replays the run from the start
+        under everything drawn so far; `check` then judges the new `History`.
+        Hypothesis shrinks a failing sequence of steps to the shortest one.
+
+        Subclass it, set ``workflow`` (a `Workflow`), ``initial`` and optionally
+        ``backend`` (``"asyncio"`` or ``"trio"``) and ``start_plan`` (the world every
+        run starts from, e.g. a step that always fails), override `check`, and expose
+        ``MyMachine.TestCase`` to pytest. Add rules of your own with
+        ``hypothesis.stateful.rule`` and `replay`."""
 
         workflow: Any = None
         initial: Any = None
         backend: str = "asyncio"
+        start_plan: Plan = Plan()
 
         def __init__(self) -> None:
             super().__init__()
-            self.store = InMemoryCheckpointStore()
-            self.crashes: list[Crash] = []
-            self.cancelled = False
-            self.histories: list[History] = []
-            self.done = False
+            self.plan = self.start_plan
+            self.history: History | None = None
 
-        def _run(self, crash: Crash | None) -> None:
-            crashes = (*self.crashes, *((crash,) if crash is not None else ()))
-            wf = self.workflow
-            history = run_plan_sync(
-                wf,
+        def _strategy(self, which: str) -> Any:
+            # built once per machine class: building a strategy costs far more than a run
+            cache: dict[str, Any] = type(self).__dict__.get("_cano_strategies") or {}
+            if not cache:
+                cache["faults"] = fault_plans(self.workflow, max_faults=1)
+                cache["crashes"] = crash_points(self.workflow, max_crashes=1)
+                cache["timings"] = timings(self.workflow)
+                type(self)._cano_strategies = cache
+            return cache[which]
+
+        def replay(self) -> History:
+            """Run the workflow from the start under ``self.plan``; keep the history."""
+            self.history = run_plan_sync(
+                self.workflow,
                 self.initial,
-                Plan((), crashes),
+                self.plan,
                 backend=self.backend,
-                store=InMemoryCheckpointStore(),
-                max_resumes=len(crashes),
+                max_resumes=len(self.plan.crashes),
             )
-            self.crashes = list(crashes)
-            self.histories.append(history)
-            self.done = history.final.outcome != "crash"
+            return self.history
 
-        @stateful.rule(  # type: ignore[untyped-decorator]
-            crash=st.none() | st.builds(Crash, st.just("row"), st.integers(0, 8))
-        )
-        def run_until_crash_or_end(self, crash: Crash | None) -> None:
-            """Replay the run with one more crash point (a resume after each)."""
-            if not self.done:
-                self._run(crash)
+        @stateful.rule(data=st.data())
+        def fail_an_attempt(self, data: Any) -> None:
+            """One more fault (an attempt raising, timing out, slow, refused)."""
+            drawn = data.draw(self._strategy("faults"))
+            p = self.plan
+            self.plan = Plan(p.faults + tuple(drawn), p.crashes, p.delays)
+            self.replay()
 
-        @stateful.rule()  # type: ignore[untyped-decorator]
-        def resume(self) -> None:
-            """Resume after the last crash (replays the run without a new crash)."""
-            if self.crashes and not self.done:
-                self._run(None)
+        @stateful.rule(data=st.data())
+        def kill_the_process(self, data: Any) -> None:
+            """One more process death (the run resumes after each one)."""
+            drawn = data.draw(self._strategy("crashes"))
+            p = self.plan
+            self.plan = Plan(p.faults, p.crashes + tuple(drawn), p.delays)
+            self.replay()
 
-        @stateful.invariant()  # type: ignore[untyped-decorator]
+        @stateful.rule(data=st.data())
+        def reorder_completions(self, data: Any) -> None:
+            """New virtual delays for the split branches and batch items."""
+            p = self.plan
+            self.plan = Plan(p.faults, p.crashes, data.draw(self._strategy("timings")))
+            self.replay()
+
+        @stateful.invariant()
         def history_holds(self) -> None:
-            """Calls `check` on the newest history."""
-            if self.histories:
-                self.check(self.histories[-1])
+            """Calls `check` on the newest history (once the first step ran)."""
+            if self.history is not None:
+                self.check(self.history)
 
         def check(self, history: History) -> None:
-            """Override: assert what must hold after every step (default: the run
-            terminated or is crashed, and no prefix re-ran)."""
+            """Override with your invariants. The default: the run terminates and no
+            state before a resume point runs again."""
+            assert_terminates(history)
             assert_prefix_never_rerun(history)
 
     return WorkflowMachine

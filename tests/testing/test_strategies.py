@@ -538,3 +538,42 @@ async def test_runs_on_this_backend(anyio_backend: str) -> None:
     history = await run_plan(saga(), Pay.RESERVE, Plan([Fault("CHARGE", 1, "error")]))
     assert history.completed
     assert anyio.get_current_task() is not None
+
+
+# -- the state-machine base -------------------------------------------------------------
+
+
+def _machine(workflow: Workflow[Pay], backend: str, start: Plan | None = None) -> Any:
+    from cano_dsl.testing.strategies import WorkflowMachine
+
+    class SagaMachine(WorkflowMachine):  # type: ignore[misc, valid-type]
+        def check(self, history: History) -> None:
+            super().check(history)
+            assert_effects_once(history, "refund", required=False)
+            assert_compensation_lifo(history)
+
+    SagaMachine.workflow = workflow
+    SagaMachine.initial = Pay.RESERVE
+    SagaMachine.backend = backend
+    SagaMachine.start_plan = start if start is not None else Plan()
+    return SagaMachine
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_workflow_machine_holds_for_a_sound_saga(backend: str) -> None:
+    from hypothesis.stateful import run_state_machine_as_test
+
+    run_state_machine_as_test(
+        _machine(saga(), backend),
+        settings=workflow_settings(max_examples=8, stateful_step_count=4),
+    )
+
+
+def test_workflow_machine_finds_the_refund_that_is_not_idempotent() -> None:
+    from hypothesis.stateful import run_state_machine_as_test
+
+    with pytest.raises(AssertionError, match=r"effect 'refund' \(key 't-1'\) happened 2 times"):
+        run_state_machine_as_test(
+            _machine(saga(idempotent_refund=False), "asyncio", Plan([Fault("SHIP", 1, "fatal")])),
+            settings=workflow_settings(max_examples=100, stateful_step_count=2, derandomize=True),
+        )
