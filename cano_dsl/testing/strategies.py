@@ -1183,11 +1183,15 @@ def workflow_settings(
     """Hypothesis ``settings`` for workflow properties: no deadline (the runner's
     virtual time makes wall time meaningless), no too-slow health check, and
     ``max_examples`` (default: 25, or the ``CANO_DSL_MAX_EXAMPLES`` environment
-    variable). ``profile="ci"`` derandomises; ``profile="explore"`` draws 500 examples.
-    Use as a decorator above ``@given``."""
+    variable). ``profile="ci"`` derandomises (the default when the ``CI`` environment
+    variable is set, so a CI run never depends on a lucky draw); ``profile="explore"``
+    draws at least 500 examples (or set ``CANO_DSL_MAX_EXAMPLES``). Extra keyword
+    arguments go to ``hypothesis.settings``. Use as a decorator above ``@given``."""
     import os
 
     hyp = _hypothesis()
+    if profile is None and os.environ.get("CI"):
+        profile = "ci"
     HealthCheck = hyp.HealthCheck
     env = os.environ.get("CANO_DSL_MAX_EXAMPLES")
     n = max_examples if max_examples is not None else int(env) if env else 25
