@@ -109,6 +109,7 @@ __all__ = [
     "run_plan",
     "run_plan_sync",
     "timings",
+    "workflow_property",
     "workflow_settings",
 ]
 
@@ -1211,6 +1212,55 @@ def workflow_settings(
         raise ConfigurationError(f"workflow_settings profile is 'ci' or 'explore', got {profile!r}")
     options.update(overrides)
     return hyp.settings(**options)
+
+
+def workflow_property(
+    workflow: Workflow[Any] | Callable[[], Workflow[Any]],
+    initial: Any,
+    *,
+    backends: Sequence[str] = ("asyncio", "trio"),
+    max_examples: int | None = None,
+    run_options: Mapping[str, Any] | None = None,
+    **plan_options: Any,
+) -> Callable[[Callable[[History], None]], Callable[[], None]]:
+    """Turn a check of one `History` into a property test: every drawn plan
+    (`plans(workflow, **plan_options)`) runs from ``initial`` on each of ``backends``
+    and the decorated function checks each history. ``workflow`` is a `Workflow` or a
+    zero-argument function building one (called afresh for every run, for tasks that
+    keep state). ``run_options`` go to `run_plan`; the settings are
+    `workflow_settings(max_examples)`. The result is a plain function pytest collects:
+
+    ```python
+    @workflow_property(build, Order.RESERVE, crashes=2)
+    def test_refund_at_most_once(history):
+        assert_effects_once(history, "refund", required=False)
+    ```
+    """
+    hyp = _hypothesis()
+
+    def fresh() -> Workflow[Any]:
+        if callable(workflow) and not hasattr(workflow, "_entries"):
+            return workflow()
+        return workflow  # type: ignore[return-value]
+
+    strategy = plans(fresh(), **plan_options)
+    options = dict(run_options or {})
+
+    def decorate(check: Callable[[History], None]) -> Callable[[], None]:
+        @workflow_settings(max_examples)  # type: ignore[untyped-decorator]
+        @hyp.given(plan=strategy)  # type: ignore[untyped-decorator]
+        def prop(plan: Plan) -> None:
+            for backend in backends:
+                check(run_plan_sync(fresh(), initial, plan, backend=backend, **options))
+
+        # not functools.wraps: pytest would follow __wrapped__ to ``check``'s signature
+        # and take ``history`` for a fixture
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(prop, attr, getattr(check, attr))
+        out: Callable[[], None] = prop
+        return out
+
+    return decorate
 
 
 # -- checkers ---------------------------------------------------------------------------

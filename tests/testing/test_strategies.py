@@ -51,6 +51,7 @@ from cano_dsl.testing.strategies import (
     run_plan,
     run_plan_sync,
     timings,
+    workflow_property,
     workflow_settings,
 )
 
@@ -501,6 +502,29 @@ def test_fan_out_keeps_order_and_joins_by_its_strategy(backend: str, plan: Plan)
     assert_batch_order(history, Fan.BATCH, effect="written")
     assert_join_consistent(history)
     assert_terminates(history)
+
+
+@workflow_property(saga, Pay.RESERVE, crashes=2, max_examples=10)
+def test_workflow_property_makes_a_collectable_test(history: History) -> None:
+    """The decorator's test: pytest collects it with no parameters; both backends."""
+    assert_effects_once(history, "refund", required=False)
+    assert_compensation_lifo(history)
+
+
+def test_workflow_property_finds_the_broken_saga() -> None:
+    backends: list[str] = []
+
+    @workflow_property(
+        lambda: saga(idempotent_refund=False), Pay.RESERVE, crashes=2, max_examples=200
+    )
+    def prop(history: History) -> None:
+        backends.append("x")
+        assert_effects_once(history, "refund", required=False)
+
+    assert prop.__name__ == "prop"
+    with pytest.raises(AssertionError, match=r"effect 'refund' \(key 't-1'\) happened 2 times"):
+        prop()
+    assert len(backends) >= 2
 
 
 def test_a_failing_property_prints_the_shrunk_plan() -> None:
