@@ -904,7 +904,8 @@ async def run_plan(
 
     The user's workflow is not changed: the runner builds a new one with its tasks
     wrapped, an observer, and a checkpoint store (``store``, or the workflow's own, or
-    a fresh `InMemoryCheckpointStore`) under ``workflow_id``. It installs a `MockClock`
+    a fresh `InMemoryCheckpointStore`) under ``workflow_id``, whose old rows it clears
+    first. It installs a `MockClock`
     for the whole run. After each crash it resumes (``resume(wf, workflow_id)``,
     default ``wf.resume_from(workflow_id)``), at most ``max_resumes`` times. A segment
     still running after ``virtual_limit`` virtual seconds is stopped and recorded as a

@@ -486,7 +486,6 @@ async def test_terminates_finds_a_loop_that_never_ends() -> None:
 def test_idempotent_refund_happens_at_most_once_under_any_plan(backend: str, plan: Plan) -> None:
     history = run_plan_sync(saga(), Pay.RESERVE, plan, backend=backend)
     assert_effects_once(history, "refund", required=False)
-    assert_effects_once(history, "ship", required=True)
     assert_prefix_never_rerun(history)
     assert_compensation_lifo(history)
     assert_retries_within_policy(history)
@@ -515,7 +514,11 @@ def test_workflow_property_finds_the_broken_saga() -> None:
     backends: list[str] = []
 
     @workflow_property(
-        lambda: saga(idempotent_refund=False), Pay.RESERVE, crashes=2, max_examples=200
+        lambda: saga(idempotent_refund=False),
+        Pay.RESERVE,
+        crashes=1,
+        crash_where=("compensation",),
+        max_examples=100,
     )
     def prop(history: History) -> None:
         backends.append("x")
