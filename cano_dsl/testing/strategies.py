@@ -687,15 +687,18 @@ def _proxy(task: Any) -> Any:
     try:
         clone = copy.copy(task)
         clone.__dict__  # noqa: B018 - instance attributes are needed to override hooks
-    except (TypeError, AttributeError):
-        return None
+    except (TypeError, AttributeError) as exc:
+        from .._errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"run_plan cannot wrap {type(task).__qualname__}: its instances must be "
+            "copyable and have a __dict__ (no __slots__-only classes)"
+        ) from exc
     return clone
 
 
 def _wrap_batch(ctx: _Ctx, state: str, task: Any) -> Any:
     proxy = _proxy(task)
-    if proxy is None:
-        return None
     load, process, finish = task.load, task.process_item, task.finish
 
     async def w_load(res: Any) -> Any:
@@ -740,8 +743,6 @@ def _wrap_batch(ctx: _Ctx, state: str, task: Any) -> Any:
 
 def _wrap_compensatable(ctx: _Ctx, state: str, task: Any, task_id: str) -> Any:
     proxy = _proxy(task)
-    if proxy is None:
-        return task
     run, compensate = task.run, task.compensate
 
     async def w_run(res: Any) -> Any:
@@ -796,13 +797,10 @@ def _instrument(workflow: Workflow[Any], ctx: _Ctx) -> Workflow[Any]:
             spec = model_of(task)
             if spec is not None and spec.decorator == "batch":
                 proxy = _wrap_batch(ctx, label, task)
-                if proxy is not None:
-                    assert spec.invoker is not None
-                    inv, pass_res = spec.invoker(proxy)
-                    task, entry = (
-                        proxy,
-                        Entry(kind, proxy, entry.config, entry.task_id, inv, pass_res),
-                    )
+                assert spec.invoker is not None
+                inv, pass_res = spec.invoker(proxy)
+                task = proxy
+                entry = Entry(kind, proxy, entry.config, entry.task_id, inv, pass_res)
             invoke = entry.invoke
             assert invoke is not None
 

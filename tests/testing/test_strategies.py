@@ -604,3 +604,19 @@ def test_workflow_machine_finds_the_refund_that_is_not_idempotent() -> None:
             _machine(saga(idempotent_refund=False), "asyncio", Plan([Fault("SHIP", 1, "fatal")])),
             settings=workflow_settings(max_examples=100, stateful_step_count=2, derandomize=True),
         )
+
+
+async def test_a_task_that_cannot_be_wrapped_is_a_configuration_error() -> None:
+    @compensatable(state=Pay, config=TaskConfig.minimal(), name="slotted")
+    class Slotted:
+        __slots__ = ()
+
+        async def run(self, res: Resources) -> tuple[Pay, int]:
+            return Pay.DONE, 1
+
+        async def compensate(self, res: Resources, output: int) -> None:
+            pass
+
+    wf = Workflow(Resources()).register_with_compensation(Pay.RESERVE, Slotted())
+    with pytest.raises(ConfigurationError, match="cannot wrap .*Slotted.*__dict__"):
+        await run_plan(wf.add_exit_state(Pay.DONE), Pay.RESERVE)
