@@ -66,9 +66,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from .. import _clock
+from .._cancel import CancellationToken
 from .._errors import CanoError, CircuitOpenError, RateLimited, TaskTimeout
 from .._outcome import Err, Ok
 from ..stores._row import CheckpointRow, RowKind
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAULT_KINDS",
+    "Cancel",
     "Crash",
     "Delay",
     "Fault",
@@ -102,6 +105,7 @@ __all__ = [
     "assert_prefix_never_rerun",
     "assert_retries_within_policy",
     "assert_terminates",
+    "cancel_points",
     "crash_points",
     "effect",
     "fault_plans",
@@ -230,6 +234,23 @@ class Delay:
     seconds: float
 
 
+@attrs.frozen
+class Cancel:
+    """The run is cancelled from outside (its `CancellationToken` fires) as attempt
+    ``attempt`` of ``state`` starts, before its body runs, in segment ``segment`` (0:
+    the first run, 1: the first resume, ...). A compensatable step is never cut: it
+    finishes and the run stops at the next state."""
+
+    state: str = attrs.field(converter=_label)
+    attempt: int = 1
+    segment: int = 0
+
+    def describe(self) -> str:
+        """One readable line: ``cancelled as SHIP's attempt 1 started``."""
+        where = "" if self.segment == 0 else f" (resume {self.segment})"
+        return f"cancelled as {self.state}'s attempt {self.attempt} started{where}"
+
+
 def _checked(kind: type[T], values: Iterable[T]) -> tuple[T, ...]:
     out = tuple(values)
     for v in out:
@@ -252,18 +273,24 @@ def _delays(values: Iterable[Delay]) -> tuple[Delay, ...]:
     return _checked(Delay, values)
 
 
+def _cancels(values: Iterable[Cancel]) -> tuple[Cancel, ...]:
+    return _checked(Cancel, values)
+
+
 @attrs.frozen
 class Plan:
     """Faults, crash points (crash ``i`` applies to segment ``i``: the first run, then
-    each resume) and delays, applied together by `run_plan`."""
+    each resume), delays and outside cancellations, applied together by `run_plan`."""
 
     faults: tuple[Fault, ...] = attrs.field(default=(), converter=_faults)
     crashes: tuple[Crash, ...] = attrs.field(default=(), converter=_crashes)
     delays: tuple[Delay, ...] = attrs.field(default=(), converter=_delays)
+    cancels: tuple[Cancel, ...] = attrs.field(default=(), converter=_cancels)
 
     def describe(self) -> str:
         """The plan as readable lines (``"no faults, no crash"`` when empty)."""
         lines = [f.describe() for f in self.faults]
+        lines += [c.describe() for c in self.cancels]
         for i, c in enumerate(self.crashes):
             lines.append(f"{'run' if i == 0 else f'resume {i}'}: {c.describe()}")
         lines += [
@@ -495,6 +522,7 @@ class _Ctx:
         self.open_batches: dict[str, BatchRecord] = {}
         self.open_splits: dict[str, SplitRecord] = {}
         self.breakers: set[tuple[str, int | None]] = set()
+        self.token = CancellationToken()
 
     def new_segment(self, index: int) -> None:
         self.segment_index = index
@@ -503,6 +531,7 @@ class _Ctx:
         self.dead = False
         self.rows = 0
         self.attempts.clear()
+        self.token = CancellationToken()
 
     def enter(self, state: str) -> None:
         self.current_state = state
@@ -644,6 +673,11 @@ async def _attempt(
         and branch is None
         and item is None
     )
+    if branch is None and item is None:
+        for c in ctx.plan.cancels:
+            if c.segment == seg and c.state == state and c.attempt == k:
+                ctx.token.cancel()
+                await anyio.lowlevel.checkpoint()  # a raced attempt is cut here
     if at_crash and crash is not None and crash.when == "before":
         hist.attempts.append(AttemptRecord(seg, state, visit, k, "crash-before", branch, item))
         ctx.die(crash)
@@ -928,7 +962,7 @@ async def run_plan(
     wf = wf.with_workflow_id(workflow_id)
     await inner.clear(workflow_id)
     resume_fn: Callable[[Workflow[Any], str], Awaitable[Any]] = (
-        resume if resume is not None else (lambda w, wid: w.resume_from(wid))
+        resume if resume is not None else (lambda w, wid: w.resume_from(wid, ctx.token))
     )
     with MockClock(start=0.0) as clock:
         history.clock = clock
@@ -940,7 +974,7 @@ async def run_plan(
             history.segments.append(seg)
             recorder.clear()
             if index == 0:
-                call = functools.partial(wf.orchestrate, initial)
+                call = functools.partial(wf.orchestrate, initial, ctx.token)
             else:
                 call = functools.partial(_resume_call, resume_fn, wf, workflow_id)
             await _run_segment(ctx, clock, seg, call, virtual_limit)
@@ -1130,6 +1164,25 @@ def crash_points(
     return _typed(st.lists(st.one_of(options), max_size=max_crashes).map(tuple))
 
 
+def cancel_points(
+    workflow: Workflow[Any], *, max_attempt: int = 2, segments: int = 1
+) -> SearchStrategy[tuple[Cancel, ...]]:
+    """No cancellation, or one: the run's token fires as attempt 1..``max_attempt`` of
+    a single, router or compensatable state starts, in one of the first ``segments``
+    segments."""
+    st = _hypothesis().strategies
+    states = _labels(workflow, (SINGLE, ROUTER, COMPENSATABLE))
+    if not states:
+        return _typed(st.just(()))
+    one = st.builds(
+        Cancel,
+        st.sampled_from(states),
+        st.integers(1, max_attempt),
+        st.integers(0, max(segments, 1) - 1),
+    )
+    return _typed(st.lists(one, max_size=1).map(tuple))
+
+
 def timings(
     workflow: Workflow[Any], *, max_items: int = 8, max_seconds: float = 10.0
 ) -> SearchStrategy[tuple[Delay, ...]]:
@@ -1163,9 +1216,11 @@ def plans(
     fault_kinds: Sequence[str] = FAULT_KINDS,
     crash_where: Sequence[str] = ("row", "attempt", "compensation"),
     max_items: int = 8,
+    cancels: bool = False,
 ) -> SearchStrategy[Plan]:
     """Whole plans for ``workflow``: `fault_plans` (when ``faults``), up to ``crashes``
-    `crash_points`, and `timings` (when ``timing``)."""
+    `crash_points`, `timings` (when ``timing``) and `cancel_points` (when
+    ``cancels``)."""
     st = _hypothesis().strategies
     f = (
         fault_plans(workflow, max_faults=max_faults, kinds=fault_kinds, max_items=max_items)
@@ -1174,7 +1229,8 @@ def plans(
     )
     c = crash_points(workflow, max_crashes=crashes, where=crash_where) if crashes else st.just(())
     t = timings(workflow, max_items=max_items) if timing else st.just(())
-    return _typed(st.builds(Plan, f, c, t))
+    k = cancel_points(workflow, segments=crashes + 1) if cancels else st.just(())
+    return _typed(st.builds(Plan, f, c, t, k))
 
 
 def workflow_settings(
@@ -1496,7 +1552,8 @@ def _make_machine() -> type:
     class WorkflowMachine(stateful.RuleBasedStateMachine):
         """A `hypothesis.stateful.RuleBasedStateMachine` over one workflow: each step
         changes the world the run meets (one more failing attempt, one more process
-        death, one more delayed branch or item) and replays the run from the start
+        death, a cancellation from outside, new delays of branches and items; virtual
+        time moves on its own) and replays the run from the start
         under everything drawn so far; `check` then judges the new `History`.
         Hypothesis shrinks a failing sequence of steps to the shortest one.
 
@@ -1523,6 +1580,7 @@ def _make_machine() -> type:
                 cache["faults"] = fault_plans(self.workflow, max_faults=1)
                 cache["crashes"] = crash_points(self.workflow, max_crashes=1)
                 cache["timings"] = timings(self.workflow)
+                cache["cancels"] = cancel_points(self.workflow, segments=3)
                 type(self)._cano_strategies = cache
             return cache[which]
 
@@ -1542,7 +1600,7 @@ def _make_machine() -> type:
             """One more fault (an attempt raising, timing out, slow, refused)."""
             drawn = data.draw(self._strategy("faults"))
             p = self.plan
-            self.plan = Plan(p.faults + tuple(drawn), p.crashes, p.delays)
+            self.plan = Plan(p.faults + tuple(drawn), p.crashes, p.delays, p.cancels)
             self.replay()
 
         @stateful.rule(data=st.data())
@@ -1550,14 +1608,22 @@ def _make_machine() -> type:
             """One more process death (the run resumes after each one)."""
             drawn = data.draw(self._strategy("crashes"))
             p = self.plan
-            self.plan = Plan(p.faults, p.crashes + tuple(drawn), p.delays)
+            self.plan = Plan(p.faults, p.crashes + tuple(drawn), p.delays, p.cancels)
+            self.replay()
+
+        @stateful.rule(data=st.data())
+        def cancel_the_run(self, data: Any) -> None:
+            """Cancel the run from outside (its token fires) at a drawn attempt."""
+            drawn = data.draw(self._strategy("cancels"))
+            p = self.plan
+            self.plan = Plan(p.faults, p.crashes, p.delays, drawn)
             self.replay()
 
         @stateful.rule(data=st.data())
         def reorder_completions(self, data: Any) -> None:
             """New virtual delays for the split branches and batch items."""
             p = self.plan
-            self.plan = Plan(p.faults, p.crashes, data.draw(self._strategy("timings")))
+            self.plan = Plan(p.faults, p.crashes, data.draw(self._strategy("timings")), p.cancels)
             self.replay()
 
         @stateful.invariant()

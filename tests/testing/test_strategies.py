@@ -32,6 +32,7 @@ from cano_dsl import (
 from cano_dsl.stores import RowKind
 from cano_dsl.testing import InMemoryCheckpointStore
 from cano_dsl.testing.strategies import (
+    Cancel,
     Crash,
     Delay,
     Fault,
@@ -44,6 +45,7 @@ from cano_dsl.testing.strategies import (
     assert_prefix_never_rerun,
     assert_retries_within_policy,
     assert_terminates,
+    cancel_points,
     crash_points,
     effect,
     fault_plans,
@@ -192,6 +194,8 @@ def test_strategies_draw_only_states_of_the_workflow(data: st.DataObject) -> Non
     saga_wf = saga()
     for f in data.draw(fault_plans(saga_wf)):
         assert f.state in {"RESERVE", "CHARGE", "SHIP"}
+    for k in data.draw(cancel_points(saga_wf, segments=2)):
+        assert k.state in {"RESERVE", "CHARGE", "SHIP"} and k.segment in (0, 1)
     for c in data.draw(crash_points(saga_wf, max_crashes=3)):
         assert c.where in {"row", "attempt", "compensation"}
         if c.where == "compensation":
@@ -317,6 +321,28 @@ async def test_crash_after_an_attempt_body_reruns_that_state_on_resume() -> None
     with pytest.raises(AssertionError, match=r"effect 'charge' \(key 'o-1'\) happened 2 times"):
         assert_effects_once(history, "charge")
     assert_prefix_never_rerun(history)
+
+
+async def test_a_cancellation_from_outside_cuts_the_run_and_rolls_back() -> None:
+    cut = await run_plan(saga(), Pay.RESERVE, Plan(cancels=[Cancel("SHIP", 1)]))
+    err = cut.final.error
+    assert isinstance(err, StateFailure) and "cancelled" in str(err).lower()
+    assert cut.effect_count("ship") == 0  # cut before its body
+    assert [e.name for e in cut.effects if e.name.startswith("compensate:")] == [
+        "compensate:charge",
+        "compensate:reserve",
+    ]
+    assert_compensation_lifo(cut)
+    # a compensatable step is never cut: the charge completes, the run stops after it
+    late = await run_plan(saga(), Pay.RESERVE, Plan(cancels=[Cancel("CHARGE", 1)]))
+    assert late.effect_count("charge") == 1 and late.effect_count("refund") == 1
+    assert late.final.states_entered() == ["RESERVE", "CHARGE"]
+    # in a resume: the first run dies, the resume is cancelled
+    resumed = await run_plan(
+        saga(), Pay.RESERVE, Plan([], [Crash("row", 4)], [], [Cancel("SHIP", 1, segment=1)])
+    )
+    assert [s.outcome for s in resumed.segments] == ["crash", "error"]
+    assert "cancelled as SHIP's attempt 1 started (resume 1)" in resumed.plan.describe()
 
 
 async def test_delays_decide_the_completion_order() -> None:
@@ -482,7 +508,7 @@ async def test_terminates_finds_a_loop_that_never_ends() -> None:
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @workflow_settings(max_examples=15)
-@given(plan=plans(saga(), crashes=2, crash_where=("row", "attempt", "compensation")))
+@given(plan=plans(saga(), crashes=2, cancels=True))
 def test_idempotent_refund_happens_at_most_once_under_any_plan(backend: str, plan: Plan) -> None:
     history = run_plan_sync(saga(), Pay.RESERVE, plan, backend=backend)
     assert_effects_once(history, "refund", required=False)
