@@ -32,11 +32,12 @@ test_charge_once()
 ```
 
 A **plan** (`Plan`) says which attempts of which states raise which error (`Fault`),
-where the process dies (`Crash`) and how long concurrent split branches and batch items
-take (`Delay`). `plans` draws one for a given workflow; `run_plan` applies it without
-editing the workflow: it builds a new `Workflow` from the user's one whose registered
-tasks are wrapped, runs it under a `MockClock` (so slow attempts and retry backoff cost
-no wall time), and after each crash resumes from the store until the run ends. The
+where the process dies (`Crash`), how long concurrent split branches and batch items
+take (`Delay`) and when the run is cancelled from outside (`Cancel`). `plans` draws
+one for a given workflow; `run_plan` applies it without editing the workflow: it builds
+a new `Workflow` from the user's one whose registered tasks are wrapped, runs it under
+a `MockClock` (so slow attempts and retry backoff cost no wall time), and after each
+crash resumes from the store until the run ends. The
 `History` it returns is what the ``assert_*`` checkers read; each failure message shows
 the plan, and hypothesis shrinks the plan first, so the message shows the shortest one.
 
