@@ -15,6 +15,7 @@ import anyio
 from ..stores import CheckpointRow, RowKind
 from ..testing import RecordingObserver
 from ..workflow import Workflow
+from ._fleet import FLEET_COMMANDS, add_fleet_parsers
 from ._graph import build_graph, render_dot, render_mermaid
 from ._load import CliError, load_workflow, resolve_state, state_enum
 from ._stores import StoreUrl, list_runs, open_store, parse_store_url
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("target", metavar="TARGET")
     resume.add_argument("--store", required=True, metavar="URL")
     _backend(resume)
+    add_fleet_parsers(sub, runs_sub)
     return parser
 
 
@@ -291,6 +293,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "runs list": cmd_runs_list,
     "runs show": cmd_runs_show,
     "runs resume": cmd_runs_resume,
+    **FLEET_COMMANDS,
 }
 
 

@@ -24,14 +24,16 @@ __all__ = ["Registry", "Worker"]
 
 _log = logging.getLogger("cano_dsl.fleet")
 
-WorkflowFactory = Callable[[], Any]
+WorkflowFactory = Callable[[RunRecord], Any]
 
 
 class Registry:
     """Named workflow definitions a `Worker` can run: ``(name, version)`` → a factory
-    that builds a fresh `Workflow` (without a checkpoint store or workflow id: the worker
-    attaches its own fenced store and the run's id). Register every definition before a
-    worker starts."""
+    that builds a fresh `Workflow` for one run. The factory is called with the run's
+    `RunRecord` (its ``run_id``, ``data``, ``recoveries``, ...) each time a worker
+    starts or resumes the run, and returns a `Workflow` without a checkpoint store or
+    workflow id: the worker attaches its own fenced store and the run's id. Register
+    every definition before a worker starts."""
 
     def __init__(self) -> None:
         self._defs: dict[str, dict[int, WorkflowFactory]] = {}
@@ -63,8 +65,8 @@ class Registry:
         """The registered workflow names, sorted."""
         return sorted(self._defs)
 
-    def build(self, name: str, version: int | None = None) -> Any:
-        """A fresh `Workflow` of ``name`` at ``version`` (default: the newest);
+    def factory(self, name: str, version: int | None = None) -> WorkflowFactory:
+        """The factory of ``name`` at ``version`` (default: the newest);
         `ConfigurationError` if it is not registered."""
         versions = self._defs.get(name)
         if not versions:
@@ -77,7 +79,7 @@ class Registry:
                 f"workflow {name!r} has no version {version} in the registry "
                 f"(registered: {sorted(versions)})"
             )
-        return factory()
+        return factory
 
 
 class _LeaseLost(BaseException):
@@ -93,6 +95,16 @@ class _Held:
         self.token = CancellationToken()
         self.lost = False
         self.clear = False
+        self.workflow: Any = None
+
+    def lose(self) -> None:
+        """The lease is gone (taken over, or handed back at shutdown): from now on the
+        run's appends are refused, and if it is cancelled its compensations do not run
+        (the dict the engine's drain looks them up in is emptied): the run's new owner
+        decides its fate."""
+        self.lost = True
+        if self.workflow is not None:
+            self.workflow._compensators.clear()
 
 
 class _FencedStore:
@@ -116,7 +128,7 @@ class _FencedStore:
             lambda: self._db.fenced_append(workflow_id, self._owner, epoch, row)
         )
         if outcome == "fenced":
-            held.lost = True
+            held.lose()
             raise _LeaseLost
         if outcome == "conflict":
             from ..stores._codec import conflict_error
@@ -218,23 +230,31 @@ class Worker:
         self._wake.set()
 
     async def run(self, *, grace: float = 30.0) -> None:
-        """Serve until `stop` is called or the surrounding scope is cancelled. After
-        `stop`, runs in progress get ``grace`` seconds to finish; those still running
-        then are interrupted without compensation and their leases released, so another
-        worker resumes them from their checkpoints at once."""
+        """Serve until `stop` is called or the surrounding scope is cancelled.
+
+        After `stop`, runs in progress get ``grace`` seconds (default 30) to finish.
+        Then the leases of those still running are handed back to the queue (another
+        worker claims and resumes them from their checkpoints at once, without waiting
+        for the lease to expire) and they are interrupted: no more appends, no
+        compensation (the run is not over; its next owner carries on). The same
+        hand-back happens when the surrounding scope cancels `run`."""
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+            raise ConfigurationError(f"Worker.run: grace must be a number >= 0, got {grace!r}")
         await self._fleet.open()
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat_loop)
             try:
                 async with anyio.create_task_group() as runs:
-                    await self._claim_loop(runs)
-                    with anyio.move_on_after(grace):
-                        while self._held:
-                            await self._wait_for_change()
-                    runs.cancel_scope.cancel()
+                    try:
+                        await self._claim_loop(runs)
+                        with anyio.move_on_after(grace):
+                            while self._held:
+                                await self._wait_for_change()
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await self._release_all()
+                        runs.cancel_scope.cancel()
             finally:
-                with anyio.CancelScope(shield=True):
-                    await self._release_all()
                 outer.cancel_scope.cancel()
 
     async def _wait_for_change(self) -> None:
@@ -284,7 +304,7 @@ class Worker:
             for rid in lost:
                 h = self._held.get(rid)
                 if h is not None:
-                    h.lost = True
+                    h.lose()
             for rid in cancel:
                 h = self._held.get(rid)
                 if h is not None:
@@ -292,7 +312,8 @@ class Worker:
 
     async def _release_all(self) -> None:
         held = [(rid, h.record.epoch) for rid, h in self._held.items()]
-        self._held.clear()
+        for h in self._held.values():
+            h.lose()
         if held:
             try:
                 await anyio.to_thread.run_sync(lambda: self._db.release(self._id, held))
@@ -319,13 +340,16 @@ class Worker:
         if record.cancel_requested:
             held.token.cancel()
         try:
-            wf = self._registry.build(record.workflow_name, record.workflow_version)
+            wf = self._registry.factory(record.workflow_name, record.workflow_version)(record)
             wf = wf.with_checkpoint_store(_FencedStore(self._db, self._id, held))
+            held.workflow = wf
+            if held.lost:
+                raise _LeaseLost
             rows = await anyio.to_thread.run_sync(lambda: self._db.load(rid))
             if rows:
                 final = await wf.resume_from(rid, held.token)
             else:
-                by_label = {s.name: s for s in (*wf._entries, *wf._exits)}
+                by_label = {s.name: s for s in (*wf.registered_states(), *wf.exit_states)}
                 initial = by_label.get(record.initial_state)
                 if initial is None:
                     raise ConfigurationError(

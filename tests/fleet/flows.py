@@ -1,9 +1,11 @@
 """Workflow definitions the fleet tests' workers serve (imported in child processes).
 
 ``steps`` (A → B → C → DONE): each state appends ``run_id state pid`` to the file named
-by ``CANO_FLEET_TEST_LOG`` (when set) and sleeps ``CANO_FLEET_TEST_SLEEP`` seconds, so a
-test can see which states ran where and how often. ``fails`` fails in B. ``saga``:
-a compensatable step, then a state that waits long enough to be cancelled.
+by ``CANO_FLEET_TEST_LOG`` (when set) and sleeps ``CANO_FLEET_TEST_SLEEP`` seconds (or
+the run data's ``"sleep"``), so a test can see which states ran, where and how often.
+``fails`` fails in B. ``saga``: A is compensatable (its compensation is logged as
+``run_id undo-A pid``), then B sleeps (the run data's ``"sleep"``) so it can be
+cancelled.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 import anyio
 
-from cano_dsl import TaskConfig, Workflow, task
-from cano_dsl.fleet import Registry
+from cano_dsl import TaskConfig, Workflow, compensatable, task
+from cano_dsl.fleet import Registry, RunRecord
 
 
 class Step(enum.Enum):
@@ -25,20 +27,29 @@ class Step(enum.Enum):
     DONE = enum.auto()
 
 
-def _note(line: str) -> None:
+def note(line: str) -> None:
+    """Append ``line`` to the test's log file (one ``write``: lines never interleave)."""
     path = os.environ.get("CANO_FLEET_TEST_LOG")
     if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
 
-def _steps(fail_in: Step | None = None) -> Workflow[Step]:
+def _sleep_of(run: RunRecord) -> float:
+    if isinstance(run.data, dict) and "sleep" in run.data:
+        return float(run.data["sleep"])
+    return float(os.environ.get("CANO_FLEET_TEST_SLEEP", "0"))
+
+
+def _steps(run: RunRecord, fail_in: Step | None = None) -> Workflow[Step]:
     def make(state: Step, nxt: Step) -> Any:
         @task(config=TaskConfig.minimal(), name=state.name)
         async def body(res: Any) -> Step:
-            _note(f"{state.name} {os.getpid()}")
-            await anyio.sleep(float(os.environ.get("CANO_FLEET_TEST_SLEEP", "0")))
+            note(f"{run.run_id} {state.name} {os.getpid()}")
+            await anyio.sleep(_sleep_of(run))
             if state is fail_in:
                 raise RuntimeError(f"boom in {state.name}")
             return nxt
@@ -54,6 +65,31 @@ def _steps(fail_in: Step | None = None) -> Workflow[Step]:
     )
 
 
+def _saga(run: RunRecord) -> Workflow[Step]:
+    @compensatable(state=Step, config=TaskConfig.minimal(), name="A")
+    class Reserve:
+        async def run(self, res: Any) -> tuple[Step, int]:
+            note(f"{run.run_id} A {os.getpid()}")
+            return Step.B, 1
+
+        async def compensate(self, res: Any, output: int) -> None:
+            note(f"{run.run_id} undo-A {os.getpid()}")
+
+    @task(config=TaskConfig.minimal(), name="B")
+    async def wait(res: Any) -> Step:
+        note(f"{run.run_id} B {os.getpid()}")
+        await anyio.sleep(_sleep_of(run))
+        return Step.DONE
+
+    return (
+        Workflow.bare()
+        .register_with_compensation(Step.A, Reserve())
+        .register(Step.B, wait)
+        .add_exit_state(Step.DONE)
+    )
+
+
 registry = Registry()
 registry.register("steps", _steps)
-registry.register("fails", lambda: _steps(Step.B))
+registry.register("fails", lambda run: _steps(run, Step.B))
+registry.register("saga", _saga)

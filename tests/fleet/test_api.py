@@ -151,13 +151,13 @@ async def test_a_worker_claims_by_priority_then_fifo(fleet: Fleet) -> None:
 def test_registry_rejects_bad_definitions() -> None:
     reg = Registry()
     with pytest.raises(ConfigurationError, match="name"):
-        reg.register("", lambda: None)
+        reg.register("", lambda rec: None)
     with pytest.raises(ConfigurationError, match="callable"):
         reg.register("x", 3)  # type: ignore[arg-type]
-    reg.register("x", lambda: None, version=2)
+    reg.register("x", lambda rec: None, version=2)
     with pytest.raises(ConfigurationError, match="exists"):
-        reg.register("x", lambda: None, version=2)
+        reg.register("x", lambda rec: None, version=2)
     with pytest.raises(ConfigurationError, match="no version 1"):
-        reg.build("x", 1)
+        reg.factory("x", 1)
     with pytest.raises(ConfigurationError, match="no workflow"):
-        reg.build("y")
+        reg.factory("y")
