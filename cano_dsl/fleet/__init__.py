@@ -7,6 +7,7 @@ from __future__ import annotations
 from ._fleet import Fleet as Fleet
 from ._fleet import RunHandle as RunHandle
 from ._record import FleetError as FleetError
+from ._record import QueueLimits as QueueLimits
 from ._record import RunCancelledError as RunCancelledError
 from ._record import RunFailedError as RunFailedError
 from ._record import RunNotFound as RunNotFound
@@ -18,6 +19,7 @@ from ._worker import Worker as Worker
 __all__ = [
     "Fleet",
     "FleetError",
+    "QueueLimits",
     "Registry",
     "RunCancelledError",
     "RunFailedError",

@@ -13,8 +13,16 @@ import anyio
 
 from .._errors import ConfigurationError
 from .._ids import check_workflow_id
+from ..resilience import RateLimiterPolicy
 from ._db import FleetDb, db_for_store
-from ._record import RunCancelledError, RunFailedError, RunNotFound, RunRecord, RunStatus
+from ._record import (
+    QueueLimits,
+    RunCancelledError,
+    RunFailedError,
+    RunNotFound,
+    RunRecord,
+    RunStatus,
+)
 
 __all__ = ["Fleet", "RunHandle"]
 
@@ -188,6 +196,44 @@ class Fleet:
         if record is None:
             raise RunNotFound(rid)
         return record
+
+    async def set_queue_limits(
+        self,
+        queue: str,
+        *,
+        max_running: int | None = None,
+        start_rate: RateLimiterPolicy | None = None,
+    ) -> None:
+        """Limit ``queue`` across the whole fleet: at most ``max_running`` (an int >= 1)
+        of its runs at once, and run starts paced by ``start_rate`` (a
+        `RateLimiterPolicy`: a token bucket of its capacity, starting full, refilled at
+        its rate; each claim of a run, a fresh start or a recovery, takes one token).
+        Both are checked and spent in the claim's transaction, so they hold however many
+        workers there are; runs over a limit stay queued (never failed). A call replaces
+        the queue's previous limits; with neither given it removes them."""
+        queue = _name(queue, "set_queue_limits: queue")
+        if max_running is not None:
+            max_running = _int(max_running, "set_queue_limits: max_running")
+            if max_running < 1:
+                raise ConfigurationError(
+                    f"set_queue_limits: max_running must be >= 1 (or None), got {max_running}"
+                )
+        if start_rate is not None and not isinstance(start_rate, RateLimiterPolicy):
+            raise ConfigurationError(
+                "set_queue_limits: start_rate must be a RateLimiterPolicy (for example "
+                f"RateLimiterPolicy.new(10, 1.0)) or None, got {start_rate!r}"
+            )
+        capacity = None if start_rate is None else float(start_rate.capacity)
+        rate = None if start_rate is None else start_rate.rate
+        await self._call(lambda: self._db.set_queue(queue, max_running, capacity, rate))
+
+    async def queue_limits(self, queue: str) -> QueueLimits:
+        """``queue``'s limits (all ``None`` when it has none)."""
+        queue = _name(queue, "queue_limits: queue")
+        found = await self._call(lambda: self._db.get_queue(queue))
+        if found is None:
+            return QueueLimits(queue, None, None, None)
+        return QueueLimits(queue, *found)
 
 
 class RunHandle:

@@ -11,6 +11,7 @@ from .._errors import CanoError
 
 __all__ = [
     "FleetError",
+    "QueueLimits",
     "RunCancelledError",
     "RunFailedError",
     "RunNotFound",
@@ -71,6 +72,22 @@ class RunRecord:
     error_category: str | None
     error_message: str | None
     error_state: str | None
+
+
+@attrs.frozen
+class QueueLimits:
+    """A queue's fleet-wide limits, as `Fleet.queue_limits` reads them back.
+
+    ``max_running``: at most this many of the queue's runs hold a live lease at once
+    (``None``: no limit). ``start_capacity`` and ``start_rate``: a token bucket (the
+    `RateLimiterPolicy` given to `Fleet.set_queue_limits`: its capacity, and its tokens
+    per second) that every claim of one of the queue's runs takes one token from
+    (``None``: no start rate)."""
+
+    queue: str
+    max_running: int | None
+    start_capacity: float | None
+    start_rate: float | None
 
 
 class FleetError(CanoError):

@@ -35,6 +35,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}_runs")
+        conn.execute(f"DROP TABLE IF EXISTS {table}_queues")
+        conn.execute(f"DROP TABLE IF EXISTS {table}_fires")
         conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
