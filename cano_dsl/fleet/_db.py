@@ -52,8 +52,10 @@ class FleetDb:
         runs: str,
         checkpoints: str,
         where: str,
+        queues: str,
     ) -> None:
         self.dialect = dialect
+        self.queues = queues
         self._connect = connect
         self.runs = runs
         self.checkpoints = checkpoints
@@ -94,6 +96,13 @@ class FleetDb:
                 error_message    text,
                 error_state      text)""",
             f"CREATE INDEX IF NOT EXISTS {runs}_claim ON {runs} (status, priority, seq)",
+            f"""CREATE TABLE IF NOT EXISTS {queues} (
+                queue          text PRIMARY KEY,
+                max_running    bigint,
+                capacity       double precision,
+                rate           double precision,
+                tokens         double precision,
+                refilled_at    double precision)""",
         ]
         self._schema_ready = False
 
@@ -318,9 +327,12 @@ class FleetDb:
         queues: Sequence[str] | None,
     ) -> list[RunRecord]:
         """Take up to ``count`` claimable runs (queued, or running with an expired lease)
-        for ``owner``: highest priority first, FIFO within a priority."""
+        for ``owner``: highest priority first, FIFO within a priority, within every
+        queue's limits (checked and spent in this transaction, so they hold across the
+        fleet; a queue at its limit leaves its runs queued)."""
         if count <= 0 or not workflow_names:
             return []
+        pg = self.dialect == "postgres"
         cond = [f"workflow_name IN ({', '.join('?' for _ in workflow_names)})"]
         params: list[Any] = list(workflow_names)
         if queues is not None:
@@ -330,36 +342,152 @@ class FleetDb:
             f"(status = 'queued' OR (status = 'running' AND lease_expires < {self.now})) AND "
             + " AND ".join(cond)
         )
-        pick = (
-            f"SELECT run_id FROM {self.runs} WHERE {claimable} ORDER BY priority DESC, seq LIMIT ?"
-        )
         setting = (
             "status = 'running', owner = ?, epoch = epoch + 1, "
             f"lease_expires = {self.now} + ?, started_at = COALESCE(started_at, {self.now}), "
             "recoveries = recoveries + CASE WHEN status = 'running' THEN 1 ELSE 0 END"
         )
+        lock = " FOR UPDATE SKIP LOCKED" if pg else ""
 
         def body(cur: Any) -> list[RunRecord]:
-            if self.dialect == "postgres":
-                cur.execute(
-                    f"UPDATE {self.runs} SET {setting} WHERE run_id IN "
-                    f"({pick} FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}".replace("?", "%s"),
-                    (owner, lease, *params, count),
-                )
-                return [self._record(row) for row in cur.fetchall()]
-            cur.execute(pick, (*params, count))
-            ids = [row[0] for row in cur.fetchall()]
+            allowance = self._allowances(cur)
+            full = [q for q, n in allowance.items() if n <= 0]
+            where, args = claimable, list(params)
+            if full:
+                where += f" AND queue NOT IN ({', '.join('?' for _ in full)})"
+                args.extend(full)
+            # over-fetch when some queue is limited, so one limited queue at the head
+            # of the order does not leave this claim short
+            fetch = count if not allowance else count * 4
+            cur.execute(
+                self._sql(
+                    f"SELECT run_id, queue FROM {self.runs} WHERE {where} "
+                    f"ORDER BY priority DESC, seq LIMIT ?{lock}"
+                ),
+                (*args, fetch),
+            )
+            chosen: list[str] = []
+            spent: dict[str, int] = {}
+            for run_id, queue in cur.fetchall():
+                if len(chosen) >= count:
+                    break
+                left = allowance.get(queue)
+                if left is not None:
+                    if left <= 0:
+                        continue
+                    allowance[queue] = left - 1
+                    spent[queue] = spent.get(queue, 0) + 1
+                chosen.append(run_id)
+            if not chosen:
+                return []
+            marks = ", ".join("?" for _ in chosen)
             out: list[RunRecord] = []
-            for run_id in ids:
+            if pg:
                 cur.execute(
-                    f"UPDATE {self.runs} SET {setting} WHERE run_id = ?", (owner, lease, run_id)
+                    self._sql(
+                        f"UPDATE {self.runs} SET {setting} WHERE run_id IN ({marks}) "
+                        f"RETURNING {_COLUMNS}"
+                    ),
+                    (owner, lease, *chosen),
                 )
-                record = self._fetch(cur, run_id)
-                assert record is not None
-                out.append(record)
-            return out
+                out = [self._record(row) for row in cur.fetchall()]
+            else:
+                for run_id in chosen:
+                    cur.execute(
+                        f"UPDATE {self.runs} SET {setting} WHERE run_id = ?",
+                        (owner, lease, run_id),
+                    )
+                    record = self._fetch(cur, run_id)
+                    assert record is not None
+                    out.append(record)
+            for queue, n in spent.items():
+                cur.execute(
+                    self._sql(
+                        f"UPDATE {self.queues} SET tokens = tokens - ? "
+                        "WHERE queue = ? AND tokens IS NOT NULL"
+                    ),
+                    (n, queue),
+                )
+            by_id = {r.run_id: r for r in out}
+            return [by_id[rid] for rid in chosen if rid in by_id]
 
         return self.tx("claim runs", body)
+
+    def _allowances(self, cur: Any) -> dict[str, int]:
+        """How many runs each limited queue may start now: its ``max_running`` minus its
+        runs under a live lease, and the whole tokens of its start-rate bucket (refilled
+        here, lazily). PostgreSQL locks the limited queues' rows, so concurrent claims on
+        them take turns."""
+        lock = " FOR UPDATE" if self.dialect == "postgres" else ""
+        cur.execute(
+            f"SELECT queue, max_running, capacity, rate, tokens, refilled_at, {self.now} "
+            f"FROM {self.queues} ORDER BY queue{lock}"
+        )
+        rows = cur.fetchall()
+        out: dict[str, int] = {}
+        for queue, max_running, capacity, rate, tokens, refilled_at, now in rows:
+            allowed = 2**62
+            if max_running is not None:
+                cur.execute(
+                    self._sql(
+                        f"SELECT count(*) FROM {self.runs} WHERE queue = ? AND "
+                        f"status = 'running' AND lease_expires >= {self.now}"
+                    ),
+                    (queue,),
+                )
+                (running,) = cur.fetchone()
+                allowed = min(allowed, int(max_running) - int(running))
+            if rate is not None:
+                level = min(float(capacity), float(tokens) + (now - refilled_at) * float(rate))
+                cur.execute(
+                    self._sql(
+                        f"UPDATE {self.queues} SET tokens = ?, refilled_at = ? WHERE queue = ?"
+                    ),
+                    (level, now, queue),
+                )
+                # a hair under a whole token from float refills still counts as one
+                allowed = min(allowed, int(level + 1e-9))
+            out[queue] = allowed
+        return out
+
+    def set_queue(
+        self, queue: str, max_running: int | None, capacity: float | None, rate: float | None
+    ) -> None:
+        """Set (or with all ``None``, remove) ``queue``'s limits; a new rate bucket
+        starts full."""
+
+        def body(cur: Any) -> None:
+            cur.execute(self._sql(f"DELETE FROM {self.queues} WHERE queue = ?"), (queue,))
+            if max_running is None and rate is None:
+                return
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO {self.queues} (queue, max_running, capacity, rate, tokens, "
+                    f"refilled_at) VALUES (?, ?, ?, ?, ?, {self.now})"
+                ),
+                (queue, max_running, capacity, rate, capacity),
+            )
+
+        self.tx(f"set queue {queue!r}", body)
+
+    def get_queue(self, queue: str) -> tuple[int | None, float | None, float | None] | None:
+        """``(max_running, capacity, rate)`` of ``queue``, or ``None`` (no limits)."""
+
+        def body(cur: Any) -> tuple[int | None, float | None, float | None] | None:
+            cur.execute(
+                self._sql(f"SELECT max_running, capacity, rate FROM {self.queues} WHERE queue = ?"),
+                (queue,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            return (
+                None if row[0] is None else int(row[0]),
+                None if row[1] is None else float(row[1]),
+                None if row[2] is None else float(row[2]),
+            )
+
+        return self.tx(f"get queue {queue!r}", body, write=False)
 
     def heartbeat(
         self, owner: str, held: Sequence[tuple[str, int]], lease: float
@@ -519,8 +647,8 @@ def _close(conn: Any) -> None:
 
 def db_for_store(store: Any) -> FleetDb:
     """The `FleetDb` of ``store``'s database: a `SqliteCheckpointStore` (tables
-    ``cano_fleet_runs`` beside ``cano_checkpoints``) or a `PostgresCheckpointStore`
-    (table ``<store table>_runs``)."""
+    ``cano_fleet_runs`` and ``cano_fleet_queues`` beside ``cano_checkpoints``) or a
+    `PostgresCheckpointStore` (tables ``<store table>_runs`` and ``_queues``)."""
     from .._errors import ConfigurationError
     from ..stores.postgres import PostgresCheckpointStore
     from ..stores.sqlite import SqliteCheckpointStore
@@ -537,13 +665,20 @@ def db_for_store(store: Any) -> FleetDb:
             conn.execute(f"PRAGMA synchronous={sync}")
             return conn
 
-        return FleetDb("sqlite", connect_sqlite, "cano_fleet_runs", "cano_checkpoints", path)
+        return FleetDb(
+            "sqlite",
+            connect_sqlite,
+            "cano_fleet_runs",
+            "cano_checkpoints",
+            path,
+            "cano_fleet_queues",
+        )
     if isinstance(store, PostgresCheckpointStore):
         table = store.table
-        if len(table) > 58:
+        if len(table) > 54:
             raise ConfigurationError(
                 f"Fleet: the store's table name {table!r} is too long to derive the run "
-                "table's name from (at most 58 characters)"
+                "table's name from (at most 54 characters)"
             )
         pg = importlib.import_module("psycopg")
         dsn = store._dsn
@@ -551,7 +686,9 @@ def db_for_store(store: Any) -> FleetDb:
         def connect_pg() -> Any:
             return pg.connect(dsn, connect_timeout=store._connect_timeout)
 
-        return FleetDb("postgres", connect_pg, f"{table}_runs", table, repr(store))
+        return FleetDb(
+            "postgres", connect_pg, f"{table}_runs", table, repr(store), f"{table}_queues"
+        )
     raise ConfigurationError(
         "Fleet needs a SqliteCheckpointStore or a PostgresCheckpointStore (the run queue "
         f"lives in the store's database), got {type(store).__qualname__}"
