@@ -8,7 +8,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -18,11 +18,12 @@ from .._state import label
 from ..stores._row import CheckpointRow
 from ._db import FleetDb
 from ._fleet import Fleet
-from ._record import RunRecord, RunStatus
+from ._record import FleetError, RunRecord, RunStatus
 
 __all__ = ["Registry", "Worker"]
 
 _log = logging.getLogger("cano_dsl.fleet")
+_T = TypeVar("_T")
 
 WorkflowFactory = Callable[[RunRecord], Any]
 
@@ -114,18 +115,21 @@ class _FencedStore:
     transaction, so a run that dies between the two is resumed at its exit state
     rather than started again."""
 
-    def __init__(self, db: FleetDb, owner: str, held: _Held) -> None:
+    def __init__(self, db: FleetDb, owner: str, held: _Held, patience: float) -> None:
         self._db = db
         self._owner = owner
         self._held = held
+        self._patience = patience
 
     async def append(self, workflow_id: str, row: CheckpointRow) -> None:
         held = self._held
         if held.lost:
             raise _LeaseLost
         epoch = held.record.epoch
-        outcome = await anyio.to_thread.run_sync(
-            lambda: self._db.fenced_append(workflow_id, self._owner, epoch, row)
+        outcome = await _patiently(
+            held,
+            self._patience,
+            lambda: self._db.fenced_append(workflow_id, self._owner, epoch, row),
         )
         if outcome == "fenced":
             held.lose()
@@ -136,10 +140,29 @@ class _FencedStore:
             raise conflict_error(workflow_id, row.sequence)
 
     async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
-        return await anyio.to_thread.run_sync(lambda: self._db.load(workflow_id))
+        return await _patiently(self._held, self._patience, lambda: self._db.load(workflow_id))
 
     async def clear(self, workflow_id: str) -> None:
         self._held.clear = True
+
+
+async def _patiently(held: _Held, patience: float, call: Callable[[], _T]) -> _T:
+    """``call()`` in a worker thread, tried again while the database is unreachable
+    (a restart, a network cut) for up to ``patience`` seconds (the lease: after that
+    another worker may own the run); then the run is dropped quietly (`_LeaseLost`)
+    and whoever claims it next resumes it from its checkpoint."""
+    deadline = anyio.current_time() + patience
+    delay = 0.05
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(call)
+        except FleetError as exc:
+            if anyio.current_time() + delay >= deadline:
+                _log.warning("fleet: giving a run up, the database is away: %s", exc)
+                held.lose()
+                raise _LeaseLost from exc
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _has_lease_lost(exc: BaseException) -> bool:
@@ -341,11 +364,11 @@ class Worker:
             held.token.cancel()
         try:
             wf = self._registry.factory(record.workflow_name, record.workflow_version)(record)
-            wf = wf.with_checkpoint_store(_FencedStore(self._db, self._id, held))
+            wf = wf.with_checkpoint_store(_FencedStore(self._db, self._id, held, self._lease))
             held.workflow = wf
             if held.lost:
                 raise _LeaseLost
-            rows = await anyio.to_thread.run_sync(lambda: self._db.load(rid))
+            rows = await _patiently(held, self._lease, lambda: self._db.load(rid))
             if rows:
                 final = await wf.resume_from(rid, held.token)
             else:
@@ -385,8 +408,10 @@ class Worker:
         epoch = held.record.epoch
         clear = held.clear or status is RunStatus.SUCCEEDED
         with anyio.CancelScope(shield=True):
-            done = await anyio.to_thread.run_sync(
-                lambda: self._db.finish(rid, self._id, epoch, status, clear_log=clear, **fields)
+            done = await _patiently(
+                held,
+                self._lease,
+                lambda: self._db.finish(rid, self._id, epoch, status, clear_log=clear, **fields),
             )
         if not done:
             raise _LeaseLost
