@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from .support import make_store
+
 PG_ENV = "CANO_DSL_TEST_POSTGRES_DSN"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(
@@ -40,18 +41,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def make_store(url: str) -> Any:
-    """The checkpoint store a `store_url` names."""
-    if url.startswith("sqlite:"):
-        from cano_dsl.stores import SqliteCheckpointStore
-
-        return SqliteCheckpointStore(url.removeprefix("sqlite:"))
-    from cano_dsl.stores import PostgresCheckpointStore
-
-    dsn, table = url.rsplit("#", 1)
-    return PostgresCheckpointStore(dsn, table=table)
-
-
 @pytest.fixture
 async def fleet(store_url: str) -> AsyncIterator[Any]:
     """A `Fleet` on a fresh store."""
@@ -61,11 +50,3 @@ async def fleet(store_url: str) -> AsyncIterator[Any]:
     async with Fleet(store) as f:
         yield f
     await store.aclose()
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment for a child process: this repository on ``PYTHONPATH``."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.fleet.conftest import child_env
+from .support import child_env
 
 
 def store_args(url: str) -> list[str]:

@@ -17,7 +17,8 @@ from cano_dsl.fleet import (
     RunStatus,
     Worker,
 )
-from tests.fleet.flows import Step, registry
+
+from .flows import Step, registry
 
 pytestmark = pytest.mark.anyio
 

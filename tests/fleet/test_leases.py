@@ -13,7 +13,8 @@ import pytest
 from cano_dsl.fleet import Fleet, RunStatus
 from cano_dsl.fleet._db import db_for_store
 from cano_dsl.stores import CheckpointRow
-from tests.fleet.conftest import make_store
+
+from .support import make_store
 
 pytestmark = pytest.mark.anyio
 

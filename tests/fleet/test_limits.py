@@ -14,8 +14,9 @@ import pytest
 from cano_dsl import ConfigurationError, RateLimiterPolicy
 from cano_dsl.fleet import Fleet, QueueLimits, RunStatus
 from cano_dsl.fleet._db import db_for_store
-from tests.fleet.conftest import make_store
-from tests.fleet.procs import start_worker, stop
+
+from .procs import start_worker, stop
+from .support import make_store
 
 pytestmark = pytest.mark.anyio
 

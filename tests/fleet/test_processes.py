@@ -16,8 +16,9 @@ import anyio
 import pytest
 
 from cano_dsl.fleet import Fleet, RunStatus
-from tests.fleet.conftest import child_env, make_store
-from tests.fleet.procs import log_lines, start_worker, stop, store_args, wait_for
+
+from .procs import log_lines, start_worker, stop, store_args, wait_for
+from .support import child_env, make_store
 
 ORDER = {"A": 0, "B": 1, "C": 2}
 
@@ -49,7 +50,7 @@ def _all_final(url: str) -> bool:
 _ENQUEUE_RACE = """
 import sys, time, anyio
 from cano_dsl.fleet import Fleet
-from tests.fleet.conftest import make_store
+from tests.fleet.support import make_store
 
 async def main(url, at):
     store = make_store(url)
