@@ -20,6 +20,7 @@ raises `CheckpointStoreError` there, and again on every later call.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from typing import Literal
 
 from .._errors import CheckpointStoreError, ConfigurationError
 from ._batch import BatchedStore, Op, OpKind
+from ._claim import FileClaims, RunClaim
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
@@ -292,6 +294,21 @@ class SqliteCheckpointStore(BatchedStore):
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+    # -- run claims (docs/recovery.md, "One owner per run") ---------------------------
+
+    @functools.cached_property
+    def _claims(self) -> FileClaims:
+        return FileClaims(self._path)
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` for this task until the claim's ``release()``: an
+        exclusive lock on one byte of ``<path>-claims`` (created beside the file) that
+        the kernel drops when this process dies. Raises `RunClaimedError` when another
+        process, or another task of this one, holds the run."""
+        if self._closed:
+            raise CheckpointStoreError(f"{self!r} is closed")
+        return await self._claims.claim(workflow_id)
 
 
 def _user_tables(conn: sqlite3.Connection) -> set[str]:

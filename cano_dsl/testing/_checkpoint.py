@@ -6,6 +6,7 @@ import threading
 
 import anyio.lowlevel
 
+from ..stores._claim import LocalClaims, RunClaim
 from ..stores._codec import conflict_error
 from ..stores._row import CheckpointRow
 
@@ -19,12 +20,14 @@ class InMemoryCheckpointStore:
     Honours the whole contract: a second row at an existing ``(workflow_id, sequence)``
     raises `CheckpointStoreError` ("checkpoint conflict: ...") and leaves the first row;
     ``load_run`` is sorted by sequence; ``clear`` is per id. Thread-safe. `rows()` and
-    `workflow_ids()` inspect the contents synchronously.
+    `workflow_ids()` inspect the contents synchronously. `claim` holds a run for one
+    task of this process at a time (claims are per store object).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, dict[int, CheckpointRow]] = {}
+        self._claims = LocalClaims()
 
     def __repr__(self) -> str:
         with self._lock:
@@ -47,6 +50,12 @@ class InMemoryCheckpointStore:
         await anyio.lowlevel.checkpoint()
         with self._lock:
             self._runs.pop(workflow_id, None)
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` until the claim's ``release()``; `RunClaimedError` if
+        another task holds it."""
+        await anyio.lowlevel.checkpoint()
+        return self._claims.claim(workflow_id, "by another task on this store")
 
     def rows(self, workflow_id: str) -> list[CheckpointRow]:
         """``workflow_id``'s rows in ascending sequence order (a new list)."""

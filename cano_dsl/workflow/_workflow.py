@@ -18,6 +18,7 @@ from .._errors import ConfigurationError
 from .._observer import notify
 from .._resources import Resources
 from .._state import S
+from ..stores._claim import claim_run
 from ..tasks._decorate import ModelSpec, constant, model_of
 from ._compensation import drain_stack
 from ._engine import clear_log, fsm
@@ -380,6 +381,8 @@ class Workflow(Generic[S]):
         Raises the validation `ConfigurationError` or a resource's setup error raw;
         every failure inside the machine as `StateFailure` (or `CompensationFailed` for
         a dirty rollback). ``cancel`` ends the run with a wrapped `WorkflowCancelled`.
+        With a checkpoint store the run is claimed first (when the store can claim):
+        `RunClaimedError`, raw, if it is being run elsewhere.
         """
         self.validate()
         self.validate_initial_state(initial)
@@ -388,13 +391,21 @@ class Workflow(Generic[S]):
                 "a checkpoint store is attached but no workflow id: call "
                 "with_workflow_id(...) before orchestrate"
             )
-        res = self._resources
-        await res.setup_all()
+        claim = None
+        if self._store is not None and self._workflow_id is not None:
+            claim = await claim_run(self._store, self._workflow_id)
         try:
-            return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
+            res = self._resources
+            await res.setup_all()
+            try:
+                return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await res.teardown_all()
         finally:
-            with anyio.CancelScope(shield=True):
-                await res.teardown_all()
+            if claim is not None:
+                with anyio.CancelScope(shield=True):
+                    await claim.release()
 
     async def execute_flow(self, initial: S, cancel: CancellationToken | None = None) -> S:
         """Run the machine without validation and without resource setup/teardown: the
@@ -455,7 +466,9 @@ class Workflow(Generic[S]):
                 await clear_log(self, run)
 
     async def resume_from(self, workflow_id: str, cancel: CancellationToken | None = None) -> S:
-        """Resume the run logged under ``workflow_id`` from its last checkpoint."""
+        """Resume the run logged under ``workflow_id`` from its last checkpoint. The run
+        is claimed first (when the store can claim): `RunClaimedError`, before any
+        resource is set up, if another process or task is running it."""
         from ._resume import resume_from
 
         result: S = await resume_from(self, workflow_id, cancel)

@@ -1,0 +1,371 @@
+"""Run claims: one owner per workflow run (docs/recovery.md, "One owner per run").
+
+``orchestrate`` (with a workflow id and a store) and ``resume_from`` claim the run
+through the store's optional ``claim(workflow_id)`` before they set up resources or run
+a state, and release the claim after teardown. A second claimant gets
+`RunClaimedError` at once and runs nothing. A claim dies with its holder, so a resume
+right after a SIGKILL is never refused:
+
+* `LocalClaims`: a set of held keys in this process (the in-memory store, and the
+  first line of the other stores: an OS record lock and a PostgreSQL session lock do
+  not conflict with their own holder).
+* `FileClaims` (SQLite): a POSIX byte-range lock on a sidecar file ``<db>-claims``,
+  one byte per run at an offset hashed from the id; the kernel drops it when the
+  process dies. POSIX record locks are per process and closing *any* descriptor of the
+  file drops all of the process's locks on it, so each process keeps one descriptor per
+  sidecar (shared by every store object, closed when it holds no claim). Without
+  ``fcntl`` (Windows) claims are in-process only.
+* `PgClaims` (PostgreSQL): a session advisory lock (``pg_try_advisory_lock``) on a
+  dedicated autocommit connection of the store; the server drops it when that
+  connection closes, which it does when the holder dies.
+
+Stores without ``claim`` (a user's own store) run unclaimed: `claim_run` returns
+``None`` for them.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import threading
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+
+from .._errors import CanoError, CheckpointStoreError, RunClaimedError
+from ._row import CheckpointStore
+
+try:  # POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: claims stay in-process
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "ClaimingCheckpointStore",
+    "FileClaims",
+    "LocalClaims",
+    "PgClaims",
+    "RunClaim",
+    "claim_key",
+    "claim_run",
+]
+
+
+@runtime_checkable
+class RunClaim(Protocol):
+    """A held claim on one workflow run; `release()` gives it up (idempotent)."""
+
+    async def release(self) -> None: ...
+
+
+@runtime_checkable
+class ClaimingCheckpointStore(CheckpointStore, Protocol):
+    """A `CheckpointStore` that can claim a run for one holder at a time.
+
+    ``claim(workflow_id)`` returns a `RunClaim` or raises `RunClaimedError` when another
+    process or task holds the run. The claim must die with its holder (a process killed
+    with SIGKILL must not leave the run claimed) and must conflict with a second claim
+    from the same process."""
+
+    async def claim(self, workflow_id: str) -> RunClaim: ...
+
+
+def claim_key(*parts: str, bits: int = 62) -> int:
+    """A stable non-negative ``bits``-bit hash of ``parts`` (blake2b)."""
+    h = hashlib.blake2b(digest_size=8, person=b"cano_dsl.claim")
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return int.from_bytes(h.digest(), "big") >> (64 - bits)
+
+
+class _Claim:
+    """The `RunClaim` the shipped stores hand out."""
+
+    __slots__ = ("_release", "_released", "workflow_id")
+
+    def __init__(self, workflow_id: str, release: Callable[[], Awaitable[None]]) -> None:
+        self.workflow_id = workflow_id
+        self._release = release
+        self._released = False
+
+    async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        await self._release()
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "held"
+        return f"<RunClaim {self.workflow_id!r} {state}>"
+
+
+async def claim_run(store: Any, workflow_id: str) -> RunClaim | None:
+    """Claim ``workflow_id`` through ``store.claim`` (``None`` for a store without
+    one). `RunClaimedError` passes through; any other failure becomes a
+    `CheckpointStoreError` naming the run."""
+    claim = getattr(store, "claim", None)
+    if not callable(claim):
+        return None
+    try:
+        held: RunClaim = await claim(workflow_id)
+    except CanoError as exc:
+        if isinstance(exc, CheckpointStoreError):
+            raise
+        raise CheckpointStoreError(f"claim workflow run {workflow_id!r}: {exc.message}") from exc
+    except Exception as exc:
+        raise CheckpointStoreError(f"claim workflow run {workflow_id!r}: {exc}") from exc
+    return held
+
+
+# -- in process ------------------------------------------------------------------------
+
+
+class LocalClaims:
+    """Claims held in this process: a thread-safe set of keys."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: set[Hashable] = set()
+
+    def take(self, key: Hashable) -> bool:
+        """Hold ``key``; ``False`` if it is already held."""
+        with self._lock:
+            if key in self._held:
+                return False
+            self._held.add(key)
+            return True
+
+    def drop(self, key: Hashable) -> None:
+        with self._lock:
+            self._held.discard(key)
+
+    def claim(self, workflow_id: str, detail: str = "") -> RunClaim:
+        """A claim on ``workflow_id`` in this set, or `RunClaimedError`."""
+        if not self.take(workflow_id):
+            raise RunClaimedError(workflow_id, detail)
+
+        async def release() -> None:
+            self.drop(workflow_id)
+
+        return _Claim(workflow_id, release)
+
+
+# -- SQLite: byte-range locks on a sidecar file ---------------------------------------
+
+
+class _LockFile:
+    __slots__ = ("fd", "held")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.held: set[int] = set()
+
+
+_FILES_LOCK = threading.Lock()
+_FILES: dict[str, _LockFile] = {}
+_BUSY = frozenset({errno.EACCES, errno.EAGAIN})
+
+
+class FileClaims:
+    """Claims on the runs of one SQLite file, as locks on ``<realpath>-claims``
+    (in-process only for ``":memory:"`` and ``""``, whose database is private)."""
+
+    def __init__(self, db_path: str) -> None:
+        self._db_path = db_path
+        self._local = LocalClaims() if db_path in ("", ":memory:") else None
+
+    def _take(self, workflow_id: str) -> tuple[str, int]:
+        """Lock ``workflow_id``'s byte (in a worker thread: may open the file)."""
+        path = os.path.realpath(self._db_path) + "-claims"
+        offset = claim_key(workflow_id)
+        with _FILES_LOCK:
+            lf = _FILES.get(path)
+            if lf is not None and offset in lf.held:
+                raise RunClaimedError(workflow_id, "by this process")
+            if lf is None:
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                except OSError as exc:
+                    raise CheckpointStoreError(
+                        f"claim workflow run {workflow_id!r}: cannot open the claims file "
+                        f"{path}: {exc}; it must be writable beside the database"
+                    ) from exc
+                lf = _LockFile(fd)
+            if fcntl is not None:
+                try:
+                    fcntl.lockf(lf.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset, os.SEEK_SET)
+                except OSError as exc:
+                    if _FILES.get(path) is not lf:
+                        os.close(lf.fd)
+                    if exc.errno in _BUSY:
+                        raise RunClaimedError(
+                            workflow_id, f"by another process, lock in {path}"
+                        ) from None
+                    raise CheckpointStoreError(
+                        f"claim workflow run {workflow_id!r}: lock {path}: {exc}"
+                    ) from exc
+            lf.held.add(offset)
+            _FILES[path] = lf
+        return path, offset
+
+    @staticmethod
+    def _drop(path: str, offset: int) -> None:
+        with _FILES_LOCK:
+            lf = _FILES.get(path)
+            if lf is None or offset not in lf.held:
+                return
+            lf.held.discard(offset)
+            if not lf.held:  # closing drops every lock of this process on the file
+                del _FILES[path]
+                os.close(lf.fd)
+            elif fcntl is not None:
+                fcntl.lockf(lf.fd, fcntl.LOCK_UN, 1, offset, os.SEEK_SET)
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        if self._local is not None:
+            return self._local.claim(workflow_id, "by this store")
+        path, offset = await anyio.to_thread.run_sync(self._take, workflow_id)
+
+        async def release() -> None:
+            self._drop(path, offset)  # an unlock (and maybe a close): never blocks
+
+        return _Claim(workflow_id, release)
+
+
+# -- PostgreSQL: session advisory locks -----------------------------------------------
+
+
+class _Ticket:
+    __slots__ = ("abandoned", "acquired")
+
+    def __init__(self) -> None:
+        self.abandoned = False
+        self.acquired = False
+
+
+class PgClaims:
+    """Session advisory locks on one dedicated autocommit connection.
+
+    ``connect()`` opens that connection (autocommit); ``namespace`` (the table) keeps
+    two stores on one database apart; ``timeout`` bounds each call to the server."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        namespace: str,
+        where: str,
+        timeout: float,
+    ) -> None:
+        self._connect = connect
+        self._errors = errors
+        self._namespace = namespace
+        self._where = where
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._held: set[int] = set()
+        self._conn: Any = None
+
+    def key(self, workflow_id: str) -> int:
+        """The signed 64-bit advisory-lock key of ``workflow_id``."""
+        return claim_key(self._namespace, workflow_id, bits=64) - 2**63
+
+    def _connection(self) -> Any:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            self._close_connection()
+            self._conn = conn = self._connect()
+        return conn
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except self._errors:
+                pass
+
+    def _take(self, workflow_id: str, key: int, ticket: _Ticket) -> None:
+        with self._lock:
+            if key in self._held:
+                raise RunClaimedError(workflow_id, "by this process")
+            try:
+                row = self._connection().execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                got = bool(row.fetchone()[0])
+            except self._errors as exc:
+                self._close_connection()
+                raise CheckpointStoreError(
+                    f"postgres {self._where}: claim workflow run {workflow_id!r}: {exc}"
+                ) from exc
+            if not got:
+                raise RunClaimedError(workflow_id, f"advisory lock {key} on {self._where}")
+            if ticket.abandoned:  # the caller gave up waiting: do not keep it
+                self._unlock(key)
+                return
+            ticket.acquired = True
+            self._held.add(key)
+
+    def _unlock(self, key: int) -> None:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            return  # the session is gone, and its locks with it
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except self._errors:
+            self._close_connection()  # dropping the session frees its locks
+
+    def _release(self, key: int) -> None:
+        with self._lock:
+            if key in self._held:
+                self._unlock(key)
+                self._held.discard(key)
+
+    async def _bounded(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Run ``fn`` in a worker thread for at most ``timeout``; ``False`` if abandoned."""
+        with anyio.move_on_after(self._timeout):
+            await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+            return True
+        return False
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        key = self.key(workflow_id)
+        ticket = _Ticket()
+        try:
+            done = await self._bounded(self._take, workflow_id, key, ticket)
+        except BaseException:
+            with self._lock:
+                ticket.abandoned = True
+                acquired = ticket.acquired
+            if acquired:
+                with anyio.CancelScope(shield=True):
+                    await self._bounded(self._release, key)
+            raise
+        if not done:
+            with self._lock:
+                ticket.abandoned = True
+                acquired = ticket.acquired
+            if not acquired:
+                raise CheckpointStoreError(
+                    f"postgres {self._where}: claim workflow run {workflow_id!r}: no answer "
+                    f"from the server within {self._timeout:g}s"
+                )
+
+        async def release() -> None:
+            with anyio.CancelScope(shield=True):
+                await self._bounded(self._release, key)
+
+        return _Claim(workflow_id, release)
+
+    def _close_all(self) -> None:
+        with self._lock:
+            self._held.clear()
+            self._close_connection()
+
+    async def aclose(self) -> None:
+        """Close the claims connection (the server drops every claim it held)."""
+        with anyio.CancelScope(shield=True):
+            await self._bounded(self._close_all)
