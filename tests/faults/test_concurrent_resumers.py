@@ -334,12 +334,15 @@ async def test_two_resumes_in_one_process_one_is_refused(store: Any) -> None:
     async def first() -> None:
         results.append(await wf.resume_from(wid))
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(first)
-        await shop.in_slow.wait()
-        with pytest.raises(RunClaimedError) as info:
-            await wf.resume_from(wid)
-        shop.go.set()
+    with anyio.fail_after(15):  # fail, not hang, if the second one is let in
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await shop.in_slow.wait()
+            try:
+                with pytest.raises(RunClaimedError) as info:
+                    await wf.resume_from(wid)
+            finally:
+                shop.go.set()
     assert info.value.workflow_id == wid and info.value.category == "checkpoint_store"
     assert results == [Order.DONE]
     # one setup: the refused resume set nothing up and ran nothing
@@ -354,14 +357,17 @@ async def test_orchestrate_while_a_resume_holds_the_run_is_refused(store: Any) -
     shop.during_slow = shop.hold
     wf = shop.build(store)
     await crashed_log(store, wid)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(wf.resume_from, wid)
-        await shop.in_slow.wait()
-        with pytest.raises(RunClaimedError, match="is being run elsewhere"):
-            await wf.with_workflow_id(wid).orchestrate(Order.START)
-        assert shop.fx == ["setup", "run SLOW"]  # no second setup, no START
-        assert await sequences(store, wid) == [0, 1, 2, 3, 4]
-        shop.go.set()
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wf.resume_from, wid)
+            await shop.in_slow.wait()
+            try:
+                with pytest.raises(RunClaimedError, match="is being run elsewhere"):
+                    await wf.with_workflow_id(wid).orchestrate(Order.START)
+                assert shop.fx == ["setup", "run SLOW"]  # no second setup, no START
+                assert await sequences(store, wid) == [0, 1, 2, 3, 4]
+            finally:
+                shop.go.set()
     assert "undo RESERVE" not in shop.fx
     assert await store.load_run(wid) == []
 
