@@ -283,16 +283,16 @@ class CheckpointConflict(CheckpointStoreError):
 
 class RunClaimedError(CheckpointStoreError):
     """``orchestrate`` / ``resume_from`` found the run claimed by another process or
-    task: it ran nothing (no resource setup, no state, no compensation, no clear)."""
+    task: it ran nothing (no resource setup, no state, no compensation, no clear).
+    ``detail`` says who holds it ("by another process, ..."), when the store knows."""
 
     def __init__(self, workflow_id: str, detail: str = "") -> None:
         self.workflow_id = workflow_id
         self.detail = detail
-        where = f" ({detail})" if detail else ""
+        by = detail or "by another process or task"
         super().__init__(
-            f"workflow run {workflow_id!r} is being run elsewhere (claimed by another "
-            f"process or task{where}); wait for it to finish, or resume it after that "
-            "process has died"
+            f"workflow run {workflow_id!r} is being run elsewhere (claimed {by}); wait for "
+            "it to finish, or resume it after that process has died"
         )
 
 

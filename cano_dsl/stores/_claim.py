@@ -118,6 +118,11 @@ async def claim_run(store: Any, workflow_id: str) -> RunClaim | None:
         raise CheckpointStoreError(f"claim workflow run {workflow_id!r}: {exc.message}") from exc
     except Exception as exc:
         raise CheckpointStoreError(f"claim workflow run {workflow_id!r}: {exc}") from exc
+    if not callable(getattr(held, "release", None)):
+        raise CheckpointStoreError(
+            f"claim workflow run {workflow_id!r}: {type(store).__qualname__}.claim returned "
+            f"{held!r}, which has no release() method"
+        )
     return held
 
 
@@ -185,7 +190,7 @@ class FileClaims:
         with _FILES_LOCK:
             lf = _FILES.get(path)
             if lf is not None and offset in lf.held:
-                raise RunClaimedError(workflow_id, "by this process")
+                raise RunClaimedError(workflow_id, "by another task of this process")
             if lf is None:
                 try:
                     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -203,7 +208,7 @@ class FileClaims:
                         os.close(lf.fd)
                     if exc.errno in _BUSY:
                         raise RunClaimedError(
-                            workflow_id, f"by another process, lock in {path}"
+                            workflow_id, f"by another process: a lock in {path}"
                         ) from None
                     raise CheckpointStoreError(
                         f"claim workflow run {workflow_id!r}: lock {path}: {exc}"
@@ -227,8 +232,10 @@ class FileClaims:
 
     async def claim(self, workflow_id: str) -> RunClaim:
         if self._local is not None:
-            return self._local.claim(workflow_id, "by this store")
-        path, offset = await anyio.to_thread.run_sync(self._take, workflow_id)
+            return self._local.claim(workflow_id, "by another task on this store")
+        # shielded: a claim taken by the thread must reach the caller, who releases it
+        with anyio.CancelScope(shield=True):
+            path, offset = await anyio.to_thread.run_sync(self._take, workflow_id)
 
         async def release() -> None:
             self._drop(path, offset)  # an unlock (and maybe a close): never blocks
@@ -292,7 +299,7 @@ class PgClaims:
     def _take(self, workflow_id: str, key: int, ticket: _Ticket) -> None:
         with self._lock:
             if key in self._held:
-                raise RunClaimedError(workflow_id, "by this process")
+                raise RunClaimedError(workflow_id, "by another task of this process")
             try:
                 row = self._connection().execute("SELECT pg_try_advisory_lock(%s)", (key,))
                 got = bool(row.fetchone()[0])
@@ -302,7 +309,9 @@ class PgClaims:
                     f"postgres {self._where}: claim workflow run {workflow_id!r}: {exc}"
                 ) from exc
             if not got:
-                raise RunClaimedError(workflow_id, f"advisory lock {key} on {self._where}")
+                raise RunClaimedError(
+                    workflow_id, f"by another session: advisory lock {key} on {self._where}"
+                )
             if ticket.abandoned:  # the caller gave up waiting: do not keep it
                 self._unlock(key)
                 return

@@ -424,15 +424,14 @@ async def test_a_foreign_append_mid_run_stops_it_without_compensating_or_clearin
     await crashed_log(store, wid)
     with pytest.raises(StateFailure) as info:
         await wf.resume_from(wid)
+    assert "undo RESERVE" not in shop.fx  # RESERVE belongs to the log's owner now
+    assert shop.fx == ["setup", "run SLOW", "teardown"]
+    assert await sequences(store, wid) == [0, 1, 2, 3, 4, 5]  # not cleared
+    assert [r.state for r in await store.load_run(wid)][-1] == "ELSEWHERE"
     err = info.value
     assert err.state is Order.SHIP and isinstance(err.error, CheckpointConflict)
     assert err.error.workflow_id == wid and err.error.sequence == 5
     assert isinstance(err.error, CheckpointStoreError) and err.category == "checkpoint_store"
-    assert "undo RESERVE" not in shop.fx
-    assert shop.fx == ["setup", "run SLOW", "teardown"]
-    assert await sequences(store, wid) == [0, 1, 2, 3, 4, 5]  # not cleared
-    # the claim was released: the run's owner can carry on
-    assert [r.state for r in await store.load_run(wid)][-1] == "ELSEWHERE"
 
 
 @pytest.mark.anyio
@@ -449,10 +448,10 @@ async def test_a_foreign_completion_row_stops_the_saga_step_without_compensating
     wf = shop.build(store).with_workflow_id(wid)
     with pytest.raises(StateFailure) as info:
         await wf.orchestrate(Order.START)
+    assert shop.fx == ["setup", "run START", "run RESERVE", "teardown"]  # no undo
+    assert await sequences(store, wid) == [0, 1, 2]  # not cleared
     assert info.value.state is Order.RESERVE
     assert isinstance(info.value.error, CheckpointConflict)
-    assert shop.fx == ["setup", "run START", "run RESERVE", "teardown"]
-    assert await sequences(store, wid) == [0, 1, 2]
 
 
 class LegacyStore(InMemoryCheckpointStore):
@@ -481,9 +480,9 @@ async def test_a_plain_conflict_error_of_a_custom_store_is_a_conflict_too() -> N
     await crashed_log(store, wid)
     with pytest.raises(StateFailure) as info:
         await shop.build(store).resume_from(wid)
-    assert isinstance(info.value.error, CheckpointConflict)
     assert "undo RESERVE" not in shop.fx
     assert await sequences(store, wid) == [0, 1, 2, 3, 4, 5]
+    assert isinstance(info.value.error, CheckpointConflict)
 
 
 @pytest.mark.anyio
