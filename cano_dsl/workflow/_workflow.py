@@ -395,17 +395,21 @@ class Workflow(Generic[S]):
         if self._store is not None and self._workflow_id is not None:
             claim = await claim_run(self._store, self._workflow_id)
         try:
-            res = self._resources
-            await res.setup_all()
-            try:
-                return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await res.teardown_all()
+            return await self._orchestrate_claimed(initial, cancel)
         finally:
             if claim is not None:
                 with anyio.CancelScope(shield=True):
                     await claim.release()
+
+    async def _orchestrate_claimed(self, initial: S, cancel: CancellationToken | None) -> S:
+        """`orchestrate` once the run is claimed: set up, drive, tear down."""
+        res = self._resources
+        await res.setup_all()
+        try:
+            return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await res.teardown_all()
 
     async def execute_flow(self, initial: S, cancel: CancellationToken | None = None) -> S:
         """Run the machine without validation and without resource setup/teardown: the
