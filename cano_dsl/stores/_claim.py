@@ -29,6 +29,7 @@ import errno
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol, runtime_checkable
 
@@ -163,84 +164,132 @@ class LocalClaims:
 
 
 class _LockFile:
-    __slots__ = ("fd", "held")
+    """One process-wide descriptor of a sidecar: the offsets held, and how many open
+    stores keep it open (it is closed when both are zero)."""
 
-    def __init__(self, fd: int) -> None:
+    __slots__ = ("fd", "held", "path", "users")
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
         self.fd = fd
         self.held: set[int] = set()
+        self.users = 0
+
+    def close_if_unused(self) -> None:  # under _FILES_LOCK
+        if not self.users and not self.held:
+            # closing drops every lock of this process on the file: only when none is held
+            del _FILES[self.path]
+            os.close(self.fd)
 
 
-_FILES_LOCK = threading.Lock()
+def _unuse(lf: _LockFile) -> None:
+    """A store stopped keeping ``lf`` open (closed, or garbage-collected)."""
+    with _FILES_LOCK:
+        lf.users -= 1
+        lf.close_if_unused()
+
+
+# reentrant: a garbage-collected store's finalizer may run inside a critical section
+_FILES_LOCK = threading.RLock()
 _FILES: dict[str, _LockFile] = {}
 _BUSY = frozenset({errno.EACCES, errno.EAGAIN})
 
 
 class FileClaims:
     """Claims on the runs of one SQLite file, as locks on ``<realpath>-claims``
-    (in-process only for ``":memory:"`` and ``""``, whose database is private)."""
+    (in-process only for ``":memory:"`` and ``""``, whose database is private).
+
+    The sidecar is opened once (in a worker thread) and kept open until `close()`;
+    a claim and its release are then one non-blocking ``fcntl`` call each."""
 
     def __init__(self, db_path: str) -> None:
         self._db_path = db_path
         self._local = LocalClaims() if db_path in ("", ":memory:") else None
+        self._file: _LockFile | None = None
+        self._unuse: Callable[[], object] | None = None
+        self._closed = False
 
-    def _take(self, workflow_id: str) -> tuple[str, int]:
-        """Lock ``workflow_id``'s byte (in a worker thread: may open the file)."""
+    def _open(self) -> _LockFile:
+        """The process-wide descriptor of this file's sidecar, opened if need be."""
         path = os.path.realpath(self._db_path) + "-claims"
-        offset = claim_key(workflow_id)
         with _FILES_LOCK:
             lf = _FILES.get(path)
-            if lf is not None and offset in lf.held:
-                raise RunClaimedError(workflow_id, "by another task of this process")
             if lf is None:
                 try:
                     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
                 except OSError as exc:
                     raise CheckpointStoreError(
-                        f"claim workflow run {workflow_id!r}: cannot open the claims file "
-                        f"{path}: {exc}; it must be writable beside the database"
+                        f"cannot open the claims file {path}: {exc}; it must be writable "
+                        "beside the database"
                     ) from exc
-                lf = _LockFile(fd)
+                lf = _FILES[path] = _LockFile(path, fd)
+            lf.users += 1
+            return lf
+
+    def _take(self, lf: _LockFile, workflow_id: str) -> int:
+        offset = claim_key(workflow_id)
+        with _FILES_LOCK:
+            if offset in lf.held:
+                raise RunClaimedError(workflow_id, "by another task of this process")
             if fcntl is not None:
                 try:
                     fcntl.lockf(lf.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset, os.SEEK_SET)
                 except OSError as exc:
-                    if _FILES.get(path) is not lf:
-                        os.close(lf.fd)
                     if exc.errno in _BUSY:
                         raise RunClaimedError(
-                            workflow_id, f"by another process: a lock in {path}"
+                            workflow_id, f"by another process: a lock in {lf.path}"
                         ) from None
                     raise CheckpointStoreError(
-                        f"claim workflow run {workflow_id!r}: lock {path}: {exc}"
+                        f"claim workflow run {workflow_id!r}: lock {lf.path}: {exc}"
                     ) from exc
             lf.held.add(offset)
-            _FILES[path] = lf
-        return path, offset
+        return offset
 
     @staticmethod
-    def _drop(path: str, offset: int) -> None:
+    def _drop(lf: _LockFile, offset: int) -> None:
         with _FILES_LOCK:
-            lf = _FILES.get(path)
-            if lf is None or offset not in lf.held:
+            if offset not in lf.held:
                 return
             lf.held.discard(offset)
-            if not lf.held:  # closing drops every lock of this process on the file
-                del _FILES[path]
-                os.close(lf.fd)
-            elif fcntl is not None:
+            if fcntl is not None:
                 fcntl.lockf(lf.fd, fcntl.LOCK_UN, 1, offset, os.SEEK_SET)
+            lf.close_if_unused()
+
+    async def _sidecar(self) -> _LockFile:
+        lf = self._file
+        if lf is not None:
+            return lf
+        with anyio.CancelScope(shield=True):  # an opened file must be recorded
+            opened: _LockFile = await anyio.to_thread.run_sync(self._open)
+        with _FILES_LOCK:
+            if self._file is None and not self._closed:
+                self._file = opened
+                self._unuse = weakref.finalize(self, _unuse, opened)  # closed or collected
+                return opened
+            opened.users -= 1  # another task opened it meanwhile, or the store closed
+            opened.close_if_unused()
+        if self._file is None:
+            raise CheckpointStoreError(f"the claims of {self._db_path} are closed")
+        return self._file
 
     async def claim(self, workflow_id: str) -> RunClaim:
         if self._local is not None:
             return self._local.claim(workflow_id, "by another task on this store")
-        # shielded: a claim taken by the thread must reach the caller, who releases it
-        with anyio.CancelScope(shield=True):
-            path, offset = await anyio.to_thread.run_sync(self._take, workflow_id)
+        lf = await self._sidecar()
+        offset = self._take(lf, workflow_id)  # one non-blocking fcntl call: inline
 
         async def release() -> None:
-            self._drop(path, offset)  # an unlock (and maybe a close): never blocks
+            self._drop(lf, offset)
 
         return _Claim(workflow_id, release)
+
+    def close(self) -> None:
+        """Stop keeping the sidecar open (claims still held keep it until released).
+        Idempotent."""
+        self._closed = True
+        self._file = None
+        if self._unuse is not None:
+            self._unuse()  # a weakref.finalize: runs once
 
 
 # -- PostgreSQL: session advisory locks -----------------------------------------------

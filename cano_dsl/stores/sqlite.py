@@ -310,6 +310,13 @@ class SqliteCheckpointStore(BatchedStore):
             raise CheckpointStoreError(f"{self!r} is closed")
         return await self._claims.claim(workflow_id)
 
+    async def aclose(self) -> None:
+        """Close the connection once the calls already queued are done (and stop
+        keeping the claims file open). Idempotent."""
+        await super().aclose()
+        if "_claims" in self.__dict__:
+            self._claims.close()
+
 
 def _user_tables(conn: sqlite3.Connection) -> set[str]:
     return {

@@ -504,3 +504,45 @@ async def test_the_claim_is_released_when_the_run_fails(store: Any) -> None:
     await crashed_log(store, wid)
     assert await wf.resume_from(wid) is Order.DONE  # not refused: the claim was released
     assert await wf.with_workflow_id(wid).orchestrate(Order.START) is Order.DONE
+
+
+def open_descriptors_of(path: Path) -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            if os.readlink(fd) == str(path):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+async def test_the_claims_file_stays_open_only_while_a_store_uses_it(tmp_path: Path) -> None:
+    import gc
+
+    from cano_dsl.stores import SqliteCheckpointStore
+
+    db = tmp_path / "cp.db"
+    sidecar = Path(os.path.realpath(db) + "-claims")
+    shop = Shop()
+    store = SqliteCheckpointStore(db)
+    wf = shop.build(store).with_workflow_id("order-1")
+    assert await wf.orchestrate(Order.START) is Order.DONE
+    assert sidecar.exists() and open_descriptors_of(sidecar) == 1  # kept for the next run
+    other = SqliteCheckpointStore(db)
+    held = await other.claim("order-2")  # the same descriptor: one per process
+    assert open_descriptors_of(sidecar) == 1
+    await store.aclose()
+    assert open_descriptors_of(sidecar) == 1  # `other` still uses it (and holds a claim)
+    await held.release()
+    await other.aclose()
+    assert open_descriptors_of(sidecar) == 0
+    forgotten = SqliteCheckpointStore(db)  # never closed: collected instead
+    await (await forgotten.claim("order-3")).release()
+    assert open_descriptors_of(sidecar) == 1
+    del forgotten
+    gc.collect()
+    assert open_descriptors_of(sidecar) == 0
