@@ -106,17 +106,15 @@ class _Claim:
 
 async def claim_run(store: Any, workflow_id: str) -> RunClaim | None:
     """Claim ``workflow_id`` through ``store.claim`` (``None`` for a store without
-    one). `RunClaimedError` passes through; any other failure becomes a
-    `CheckpointStoreError` naming the run."""
+    one). `RunClaimedError` (any cano error) passes through; any other failure becomes
+    a `CheckpointStoreError` naming the run."""
     claim = getattr(store, "claim", None)
     if not callable(claim):
         return None
     try:
         held: RunClaim = await claim(workflow_id)
-    except CanoError as exc:
-        if isinstance(exc, CheckpointStoreError):
-            raise
-        raise CheckpointStoreError(f"claim workflow run {workflow_id!r}: {exc.message}") from exc
+    except CanoError:
+        raise
     except Exception as exc:
         raise CheckpointStoreError(f"claim workflow run {workflow_id!r}: {exc}") from exc
     if not callable(getattr(held, "release", None)):

@@ -546,3 +546,45 @@ async def test_the_claims_file_stays_open_only_while_a_store_uses_it(tmp_path: P
     del forgotten
     gc.collect()
     assert open_descriptors_of(sidecar) == 0
+
+
+class BrokenClaimStore(InMemoryCheckpointStore):
+    """A user's store whose claim fails with a foreign exception."""
+
+    async def claim(self, workflow_id: str) -> Any:
+        raise OSError("lock service unreachable")
+
+
+@pytest.mark.anyio
+async def test_a_failing_claim_is_a_store_error_before_anything_runs() -> None:
+    store = BrokenClaimStore()
+    shop = Shop()
+    await crashed_log(store, "order-x")
+    with pytest.raises(CheckpointStoreError, match="claim workflow run 'order-x'.*unreachable"):
+        await shop.build(store).resume_from("order-x")
+    with pytest.raises(CheckpointStoreError, match="claim workflow run 'order-x'"):
+        await shop.build(store).with_workflow_id("order-x").orchestrate(Order.START)
+    assert shop.fx == []  # no setup, no state
+    assert await sequences(store, "order-x") == [0, 1, 2, 3]
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_closing_a_postgres_store_drops_its_claims(tmp_path: Path) -> None:
+    from cano_dsl.stores import PostgresCheckpointStore
+
+    dsn = os.environ.get(PG_ENV)
+    if not dsn:
+        pytest.skip(f"no PostgreSQL server: set {PG_ENV}")
+    table = f"cano_claims_{uuid.uuid4().hex[:10]}"
+    first, second = (PostgresCheckpointStore(dsn, table=table) for _ in range(2))
+    try:
+        held = await first.claim("run-a")
+        with pytest.raises(RunClaimedError):
+            await second.claim("run-a")
+        await first.aclose()  # its claims connection closes: the server frees the lock
+        await (await second.claim("run-a")).release()
+        await held.release()  # after the close: a no-op
+    finally:
+        await first.aclose()
+        await second.aclose()
