@@ -347,14 +347,7 @@ class PgClaims:
         with self._lock:
             if key in self._held:
                 raise RunClaimedError(workflow_id, "by another task of this process")
-            try:
-                row = self._connection().execute("SELECT pg_try_advisory_lock(%s)", (key,))
-                got = bool(row.fetchone()[0])
-            except self._errors as exc:
-                self._close_connection()
-                raise CheckpointStoreError(
-                    f"postgres {self._where}: claim workflow run {workflow_id!r}: {exc}"
-                ) from exc
+            got = self._try_lock(workflow_id, key)
             if not got:
                 raise RunClaimedError(
                     workflow_id, f"by another session: advisory lock {key} on {self._where}"
@@ -364,6 +357,23 @@ class PgClaims:
                 return
             ticket.acquired = True
             self._held.add(key)
+
+    def _try_lock(self, workflow_id: str, key: int) -> bool:
+        for attempt in (1, 2):
+            conn = self._conn
+            reused = conn is not None and not conn.closed and not conn.broken
+            try:
+                row = self._connection().execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                return bool(row.fetchone()[0])
+            except self._errors as exc:
+                self._close_connection()  # its session, and any lock it held, is gone
+                if not reused or attempt == 2:
+                    raise CheckpointStoreError(
+                        f"postgres {self._where}: claim workflow run {workflow_id!r}: {exc}"
+                    ) from exc
+                # a connection that died while idle (server restart, terminated
+                # backend): try once more on a fresh one
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _unlock(self, key: int) -> None:
         conn = self._conn

@@ -588,3 +588,36 @@ async def test_closing_a_postgres_store_drops_its_claims(tmp_path: Path) -> None
     finally:
         await first.aclose()
         await second.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_a_postgres_store_reconnects_its_claims_after_the_server_drops_them() -> None:
+    import psycopg
+
+    from cano_dsl.stores import PostgresCheckpointStore
+
+    dsn = os.environ.get(PG_ENV)
+    if not dsn:
+        pytest.skip(f"no PostgreSQL server: set {PG_ENV}")
+    table = f"cano_claims_{uuid.uuid4().hex[:10]}"
+    store, other = (PostgresCheckpointStore(dsn, table=table) for _ in range(2))
+    try:
+        held = await store.claim("run-a")
+        pid = store._claims._conn.info.backend_pid  # the claims session
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # the documented limit: the claim died with its session, so another may take it
+        with anyio.fail_after(20):
+            while True:
+                try:
+                    await (await other.claim("run-a")).release()
+                    break
+                except RunClaimedError:
+                    await anyio.sleep(0.05)  # the backend is still exiting
+        # and the store claims again at once, on a fresh connection
+        await (await store.claim("run-b")).release()
+        await held.release()
+    finally:
+        await store.aclose()
+        await other.aclose()
