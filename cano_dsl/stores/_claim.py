@@ -13,11 +13,14 @@ right after a SIGKILL is never refused:
   one byte per run at an offset hashed from the id; the kernel drops it when the
   process dies. POSIX record locks are per process and closing *any* descriptor of the
   file drops all of the process's locks on it, so each process keeps one descriptor per
-  sidecar (shared by every store object, closed when it holds no claim). Without
-  ``fcntl`` (Windows) claims are in-process only.
+  sidecar (shared by every store object, kept open while a store uses it). Without
+  ``fcntl`` (Windows), or when the sidecar cannot be created (a read-only directory,
+  where the database cannot be written either), claims are in-process only.
 * `PgClaims` (PostgreSQL): a session advisory lock (``pg_try_advisory_lock``) on a
   dedicated autocommit connection of the store; the server drops it when that
-  connection closes, which it does when the holder dies.
+  connection closes, which it does when the holder dies. A refusal by the server is
+  re-checked for a quarter of a second, so a lock whose holder has just died (its
+  backend still exiting) is not reported as held.
 
 Stores without ``claim`` (a user's own store) run unclaimed: `claim_run` returns
 ``None`` for them.
@@ -167,7 +170,7 @@ class _LockFile:
 
     __slots__ = ("fd", "held", "path", "users")
 
-    def __init__(self, path: str, fd: int) -> None:
+    def __init__(self, path: str, fd: int | None) -> None:
         self.path = path
         self.fd = fd
         self.held: set[int] = set()
@@ -177,7 +180,8 @@ class _LockFile:
         if not self.users and not self.held:
             # closing drops every lock of this process on the file: only when none is held
             del _FILES[self.path]
-            os.close(self.fd)
+            if self.fd is not None:
+                os.close(self.fd)
 
 
 def _unuse(lf: _LockFile) -> None:
@@ -191,6 +195,7 @@ def _unuse(lf: _LockFile) -> None:
 _FILES_LOCK = threading.RLock()
 _FILES: dict[str, _LockFile] = {}
 _BUSY = frozenset({errno.EACCES, errno.EAGAIN})
+_READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 class FileClaims:
@@ -213,13 +218,18 @@ class FileClaims:
         with _FILES_LOCK:
             lf = _FILES.get(path)
             if lf is None:
+                fd: int | None
                 try:
                     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
                 except OSError as exc:
-                    raise CheckpointStoreError(
-                        f"cannot open the claims file {path}: {exc}; it must be writable "
-                        "beside the database"
-                    ) from exc
+                    if exc.errno not in _READ_ONLY:
+                        raise CheckpointStoreError(
+                            f"cannot open the claims file {path}: {exc}; it must be "
+                            "writable beside the database"
+                        ) from exc
+                    # a read-only directory: the database cannot be written either (WAL
+                    # needs its -wal and -shm files), so claims within this process do
+                    fd = None
                 lf = _FILES[path] = _LockFile(path, fd)
             lf.users += 1
             return lf
@@ -229,7 +239,7 @@ class FileClaims:
         with _FILES_LOCK:
             if offset in lf.held:
                 raise RunClaimedError(workflow_id, "by another task of this process")
-            if fcntl is not None:
+            if fcntl is not None and lf.fd is not None:
                 try:
                     fcntl.lockf(lf.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset, os.SEEK_SET)
                 except OSError as exc:
@@ -249,7 +259,7 @@ class FileClaims:
             if offset not in lf.held:
                 return
             lf.held.discard(offset)
-            if fcntl is not None:
+            if fcntl is not None and lf.fd is not None:
                 fcntl.lockf(lf.fd, fcntl.LOCK_UN, 1, offset, os.SEEK_SET)
             lf.close_if_unused()
 
@@ -301,6 +311,15 @@ class _Ticket:
         self.acquired = False
 
 
+class _Busy(Exception):
+    """Another session holds the advisory lock (for now)."""
+
+
+# How long a refusal by the server is re-checked: a holder that has just died still
+# holds its lock until its backend notices the closed socket (milliseconds).
+_PG_GRACE = 0.25
+
+
 class PgClaims:
     """Session advisory locks on one dedicated autocommit connection.
 
@@ -347,11 +366,8 @@ class PgClaims:
         with self._lock:
             if key in self._held:
                 raise RunClaimedError(workflow_id, "by another task of this process")
-            got = self._try_lock(workflow_id, key)
-            if not got:
-                raise RunClaimedError(
-                    workflow_id, f"by another session: advisory lock {key} on {self._where}"
-                )
+            if not self._try_lock(workflow_id, key):
+                raise _Busy
             if ticket.abandoned:  # the caller gave up waiting: do not keep it
                 self._unlock(key)
                 return
@@ -400,8 +416,21 @@ class PgClaims:
     async def claim(self, workflow_id: str) -> RunClaim:
         key = self.key(workflow_id)
         ticket = _Ticket()
+        give_up = anyio.current_time() + _PG_GRACE
         try:
-            done = await self._bounded(self._take, workflow_id, key, ticket)
+            while True:
+                try:
+                    done = await self._bounded(self._take, workflow_id, key, ticket)
+                    break
+                except _Busy:
+                    if anyio.current_time() >= give_up:
+                        raise RunClaimedError(
+                            workflow_id,
+                            f"by another session: advisory lock {key} on {self._where}",
+                        ) from None
+                    await anyio.sleep(0.05)
+        except RunClaimedError:
+            raise
         except BaseException:
             with self._lock:
                 ticket.abandoned = True
@@ -429,6 +458,12 @@ class PgClaims:
     def _close_all(self) -> None:
         with self._lock:
             self._held.clear()
+            conn = self._conn
+            if conn is not None and not conn.closed and not conn.broken:
+                try:  # at once, rather than when the server notices the close
+                    conn.execute("SELECT pg_advisory_unlock_all()")
+                except self._errors:
+                    pass
             self._close_connection()
 
     async def aclose(self) -> None:

@@ -621,3 +621,20 @@ async def test_a_postgres_store_reconnects_its_claims_after_the_server_drops_the
     finally:
         await store.aclose()
         await other.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_unusable_claims_file_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    from cano_dsl.stores import SqliteCheckpointStore
+
+    db = tmp_path / "cp.db"
+    sidecar = Path(os.path.realpath(db) + "-claims")
+    sidecar.mkdir()  # not a file: cannot be opened for the locks
+    shop = Shop()
+    async with SqliteCheckpointStore(db) as store:
+        await crashed_log(store, "order-1")
+        with pytest.raises(CheckpointStoreError, match="cannot open the claims file") as info:
+            await shop.build(store).resume_from("order-1")
+        assert str(sidecar) in str(info.value)
+        assert shop.fx == []
+        assert await sequences(store, "order-1") == [0, 1, 2, 3]
