@@ -304,11 +304,22 @@ class FileClaims:
 
 
 class _Ticket:
-    __slots__ = ("abandoned", "acquired")
+    """One claim attempt, shared by the loop (which may give up on it) and the worker
+    thread (which may still get the lock): its own small lock, never held while the
+    server is asked, so the loop never waits on the server through it."""
+
+    __slots__ = ("abandoned", "acquired", "lock")
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.abandoned = False
         self.acquired = False
+
+    def give_up(self) -> bool:
+        """Mark abandoned; whether the lock had been taken already."""
+        with self.lock:
+            self.abandoned = True
+            return self.acquired
 
 
 class _Busy(Exception):
@@ -318,6 +329,8 @@ class _Busy(Exception):
 # How long a refusal by the server is re-checked: a holder that has just died still
 # holds its lock until its backend notices the closed socket (milliseconds).
 _PG_GRACE = 0.25
+# How long a release (or closing the claims) waits for the server before going on.
+_PG_LET_GO = 2.0
 
 
 class PgClaims:
@@ -368,11 +381,13 @@ class PgClaims:
                 raise RunClaimedError(workflow_id, "by another task of this process")
             if not self._try_lock(workflow_id, key):
                 raise _Busy
-            if ticket.abandoned:  # the caller gave up waiting: do not keep it
+            with ticket.lock:
+                keep = not ticket.abandoned
+                ticket.acquired = keep
+            if keep:
+                self._held.add(key)
+            else:  # the caller gave up waiting: do not keep it
                 self._unlock(key)
-                return
-            ticket.acquired = True
-            self._held.add(key)
 
     def _try_lock(self, workflow_id: str, key: int) -> bool:
         for attempt in (1, 2):
@@ -406,12 +421,20 @@ class PgClaims:
                 self._unlock(key)
                 self._held.discard(key)
 
-    async def _bounded(self, fn: Callable[..., None], *args: Any) -> bool:
-        """Run ``fn`` in a worker thread for at most ``timeout``; ``False`` if abandoned."""
-        with anyio.move_on_after(self._timeout):
+    async def _bounded(self, timeout: float, fn: Callable[..., None], *args: Any) -> bool:
+        """Run ``fn`` in a worker thread, waiting at most ``timeout``; ``False`` if the
+        wait was abandoned (the thread still finishes its work later)."""
+        with anyio.move_on_after(timeout):
             await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
             return True
         return False
+
+    async def _release_soon(self, key: int) -> None:
+        """Unlock ``key``; wait for it at most `_PG_LET_GO` (a frozen server must not
+        hold the caller: an abandoned unlock still runs when the server answers, and
+        the key stays claimed in this process until it has)."""
+        with anyio.CancelScope(shield=True):
+            await self._bounded(_PG_LET_GO, self._release, key)
 
     async def claim(self, workflow_id: str) -> RunClaim:
         key = self.key(workflow_id)
@@ -420,7 +443,7 @@ class PgClaims:
         try:
             while True:
                 try:
-                    done = await self._bounded(self._take, workflow_id, key, ticket)
+                    done = await self._bounded(self._timeout, self._take, workflow_id, key, ticket)
                     break
                 except _Busy:
                     if anyio.current_time() >= give_up:
@@ -432,26 +455,17 @@ class PgClaims:
         except RunClaimedError:
             raise
         except BaseException:
-            with self._lock:
-                ticket.abandoned = True
-                acquired = ticket.acquired
-            if acquired:
-                with anyio.CancelScope(shield=True):
-                    await self._bounded(self._release, key)
+            if ticket.give_up():
+                await self._release_soon(key)
             raise
-        if not done:
-            with self._lock:
-                ticket.abandoned = True
-                acquired = ticket.acquired
-            if not acquired:
-                raise CheckpointStoreError(
-                    f"postgres {self._where}: claim workflow run {workflow_id!r}: no answer "
-                    f"from the server within {self._timeout:g}s"
-                )
+        if not done and not ticket.give_up():
+            raise CheckpointStoreError(
+                f"postgres {self._where}: claim workflow run {workflow_id!r}: no answer "
+                f"from the server within {self._timeout:g}s"
+            )
 
         async def release() -> None:
-            with anyio.CancelScope(shield=True):
-                await self._bounded(self._release, key)
+            await self._release_soon(key)
 
         return _Claim(workflow_id, release)
 
@@ -469,4 +483,4 @@ class PgClaims:
     async def aclose(self) -> None:
         """Close the claims connection (the server drops every claim it held)."""
         with anyio.CancelScope(shield=True):
-            await self._bounded(self._close_all)
+            await self._bounded(_PG_LET_GO, self._close_all)
