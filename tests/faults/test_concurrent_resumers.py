@@ -638,3 +638,92 @@ async def test_an_unusable_claims_file_is_a_store_error_naming_it(tmp_path: Path
         assert str(sidecar) in str(info.value)
         assert shop.fx == []
         assert await sequences(store, "order-1") == [0, 1, 2, 3]
+
+
+# -- a frozen server (a private one: its backend is stopped with SIGSTOP) --------------
+
+
+def _pg_bindir() -> Path | None:
+    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (d / "initdb").exists() and (d / "pg_ctl").exists():
+            return d
+    return None
+
+
+@pytest.fixture(scope="module")
+def private_pg() -> Iterator[str]:
+    """A throw-away PostgreSQL server of this module's own (trust auth), as a DSN."""
+    import shutil
+    import socket
+    import tempfile
+
+    bindir = _pg_bindir()
+    if bindir is None or not os.environ.get(PG_ENV):
+        pytest.skip("no PostgreSQL server binaries")
+    base = Path(tempfile.mkdtemp(prefix="cano_claims_pg_"))
+    as_server: list[str] = []
+    if os.getuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+        as_server = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_server, *cmd], check=True, capture_output=True, timeout=120)
+
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-N")
+        run(
+            str(bindir / "pg_ctl"),
+            *("-D", str(data), "-l", str(base / "log"), "-w", "-t", "60"),
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off",
+            "start",
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"cannot start a private PostgreSQL server: {exc}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_server, str(bindir / "pg_ctl"), "-D", str(data), "stop", "-m", "immediate"],
+            capture_output=True,
+            timeout=120,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_a_frozen_server_holds_neither_a_release_nor_a_claim(private_pg: str) -> None:
+    from cano_dsl.stores import PostgresCheckpointStore
+
+    table = f"cano_claims_{uuid.uuid4().hex[:10]}"
+    # connect_timeout=1: a claim waits at most 1 + 5 s for the server
+    store = PostgresCheckpointStore(private_pg, table=table, connect_timeout=1)
+    other = PostgresCheckpointStore(private_pg, table=table)
+    held = await store.claim("run-a")
+    backend = store._claims._conn.info.backend_pid
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        with anyio.fail_after(30):  # without the bounds both calls below hang forever
+            await held.release()  # gives up waiting after ~2 s; the unlock is pending
+            with pytest.raises(CheckpointStoreError, match="no answer from the server"):
+                await store.claim("run-b")
+        with pytest.raises(RunClaimedError):  # still held: its unlock has not run
+            await other.claim("run-a")
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    with anyio.fail_after(30):  # the server answers again: the pending unlock runs
+        while True:
+            try:
+                await (await other.claim("run-a")).release()
+                break
+            except RunClaimedError:
+                await anyio.sleep(0.05)
+        await (await store.claim("run-b")).release()  # and the store claims again
+    await store.aclose()
+    await other.aclose()
