@@ -99,7 +99,7 @@ def payment_survives_process_deaths(plan: Plan) -> None:
 @workflow_settings()
 @given(
     plan=plans(
-        saga_recovery.workflow(InMemoryCheckpointStore()),  # type: ignore[arg-type]
+        saga_recovery.workflow(InMemoryCheckpointStore()),
         crashes=2,
         crash_where=("row", "attempt"),
     )
@@ -109,7 +109,7 @@ def trip_never_leaves_a_booking_standing(plan: Plan) -> None:
     process dies, no booking is cancelled more often than it was made, and none is
     left standing."""
     for backend in BACKENDS:
-        wf = saga_recovery.workflow(InMemoryCheckpointStore())  # type: ignore[arg-type]
+        wf = saga_recovery.workflow(InMemoryCheckpointStore())
         history = run_plan_sync(wf, saga_recovery.Trip.FLIGHT, plan, backend=backend)
         assert not history.completed
         for step in ("flight", "hotel"):

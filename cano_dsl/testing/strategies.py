@@ -127,6 +127,7 @@ the same visit (retries cannot fix it); ``timeout`` raises the `TaskTimeout` an
 once); ``rate_limited`` raises `RateLimited` (a limiter tier refusing)."""
 
 T = TypeVar("T")
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 _EXTRA_HINT = "pip install 'cano-dsl[test]'"
 
@@ -1236,7 +1237,7 @@ def plans(
 
 def workflow_settings(
     max_examples: int | None = None, *, profile: str | None = None, **overrides: Any
-) -> Any:
+) -> Callable[[_Fn], _Fn]:
     """Hypothesis ``settings`` for workflow properties: no deadline (the runner's
     virtual time makes wall time meaningless), no too-slow health check, and
     ``max_examples`` (default: 25, or the ``CANO_DSL_MAX_EXAMPLES`` environment
@@ -1267,7 +1268,8 @@ def workflow_settings(
 
         raise ConfigurationError(f"workflow_settings profile is 'ci' or 'explore', got {profile!r}")
     options.update(overrides)
-    return hyp.settings(**options)
+    applied: Callable[[_Fn], _Fn] = hyp.settings(**options)
+    return applied
 
 
 def workflow_property(
@@ -1303,7 +1305,7 @@ def workflow_property(
     options = dict(run_options or {})
 
     def decorate(check: Callable[[History], None]) -> Callable[[], None]:
-        @workflow_settings(max_examples)  # type: ignore[untyped-decorator]
+        @workflow_settings(max_examples)
         @hyp.given(plan=strategy)  # type: ignore[untyped-decorator]
         def prop(plan: Plan) -> None:
             for backend in backends:
