@@ -53,9 +53,11 @@ class FleetDb:
         checkpoints: str,
         where: str,
         queues: str,
+        fires: str,
     ) -> None:
         self.dialect = dialect
         self.queues = queues
+        self.fires = fires
         self._connect = connect
         self.runs = runs
         self.checkpoints = checkpoints
@@ -103,6 +105,11 @@ class FleetDb:
                 rate           double precision,
                 tokens         double precision,
                 refilled_at    double precision)""",
+            f"""CREATE TABLE IF NOT EXISTS {fires} (
+                flow_id        text NOT NULL,
+                scheduled_at   text NOT NULL,
+                fired_at       double precision NOT NULL,
+                PRIMARY KEY (flow_id, scheduled_at))""",
         ]
         self._schema_ready = False
 
@@ -616,6 +623,21 @@ class FleetDb:
 
         return self.tx(f"finish {run_id!r}", body)
 
+    def take_fire(self, flow_id: str, scheduled_at: str) -> bool:
+        """Insert the fire record ``(flow_id, scheduled_at)``; whether this call did."""
+
+        def body(cur: Any) -> bool:
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO {self.fires} (flow_id, scheduled_at, fired_at) "
+                    f"VALUES (?, ?, {self.now}) ON CONFLICT (flow_id, scheduled_at) DO NOTHING"
+                ),
+                (flow_id, scheduled_at),
+            )
+            return bool(cur.rowcount == 1)
+
+        return self.tx(f"take fire {flow_id!r} {scheduled_at}", body)
+
     def release(self, owner: str, held: Sequence[tuple[str, int]]) -> None:
         """Give runs back to the queue at once (graceful shutdown): another worker can
         claim them without waiting for the lease to expire."""
@@ -647,8 +669,9 @@ def _close(conn: Any) -> None:
 
 def db_for_store(store: Any) -> FleetDb:
     """The `FleetDb` of ``store``'s database: a `SqliteCheckpointStore` (tables
-    ``cano_fleet_runs`` and ``cano_fleet_queues`` beside ``cano_checkpoints``) or a
-    `PostgresCheckpointStore` (tables ``<store table>_runs`` and ``_queues``)."""
+    ``cano_fleet_runs``, ``cano_fleet_queues`` and ``cano_fleet_fires`` beside
+    ``cano_checkpoints``) or a `PostgresCheckpointStore` (tables ``<store table>_runs``,
+    ``_queues`` and ``_fires``)."""
     from .._errors import ConfigurationError
     from ..stores.postgres import PostgresCheckpointStore
     from ..stores.sqlite import SqliteCheckpointStore
@@ -672,6 +695,7 @@ def db_for_store(store: Any) -> FleetDb:
             "cano_checkpoints",
             path,
             "cano_fleet_queues",
+            "cano_fleet_fires",
         )
     if isinstance(store, PostgresCheckpointStore):
         table = store.table
@@ -687,7 +711,13 @@ def db_for_store(store: Any) -> FleetDb:
             return pg.connect(dsn, connect_timeout=store._connect_timeout)
 
         return FleetDb(
-            "postgres", connect_pg, f"{table}_runs", table, repr(store), f"{table}_queues"
+            "postgres",
+            connect_pg,
+            f"{table}_runs",
+            table,
+            repr(store),
+            f"{table}_queues",
+            f"{table}_fires",
         )
     raise ConfigurationError(
         "Fleet needs a SqliteCheckpointStore or a PostgresCheckpointStore (the run queue "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
 import uuid
@@ -234,6 +235,17 @@ class Fleet:
         if found is None:
             return QueueLimits(queue, None, None, None)
         return QueueLimits(queue, *found)
+
+    async def take_fire(self, flow_id: str, scheduled_at: datetime.datetime) -> bool:
+        """Take the fire record of ``flow_id``'s tick at ``scheduled_at`` (the
+        `cano_dsl.scheduler.FireRecords` protocol, used by `Scheduler.once_per_fleet`):
+        ``True`` for exactly one caller across every process sharing the database. A
+        naive ``scheduled_at`` is taken as UTC."""
+        if scheduled_at.tzinfo is None:
+            scheduled_at = scheduled_at.replace(tzinfo=datetime.timezone.utc)
+        key = scheduled_at.astimezone(datetime.timezone.utc).isoformat()
+        flow = _name(flow_id, "take_fire: flow_id")
+        return await self._call(lambda: self._db.take_fire(flow, key))
 
 
 class RunHandle:
