@@ -145,6 +145,10 @@ class FleetDb:
         self._conn = conn
         return conn
 
+    def connect_raw(self) -> Any:
+        """A new connection of its own (the caller closes it)."""
+        return self._connect()
+
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

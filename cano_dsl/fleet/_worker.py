@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
 from .._cancel import CancellationToken
 from .._errors import ConfigurationError, category_of
@@ -266,6 +270,8 @@ class Worker:
         await self._fleet.open()
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat_loop)
+            if self._db.dialect == "postgres":
+                outer.start_soon(self._listen)
             try:
                 async with anyio.create_task_group() as runs:
                     try:
@@ -279,6 +285,44 @@ class Worker:
                         runs.cancel_scope.cancel()
             finally:
                 outer.cancel_scope.cancel()
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        """PostgreSQL: ``LISTEN`` on the run table's channel in a thread, on a connection
+        of its own, and wake the claim loop on every ``NOTIFY`` (an enqueue, a release),
+        so an idle worker starts a new run within milliseconds instead of at its next
+        poll. If listening fails, polling alone goes on."""
+        token = anyio.lowlevel.current_token()
+        stop = threading.Event()
+        channel = self._db.runs
+
+        def wake(_notify: object) -> None:
+            try:
+                anyio.from_thread.run_sync(self._wake_up, token=token)
+            except RuntimeError:  # the loop is gone
+                stop.set()
+
+        def listen() -> None:
+            conn = self._db.connect_raw()
+            try:
+                conn.autocommit = True
+                conn.add_notify_handler(wake)
+                conn.execute(f"LISTEN {channel}")
+                while not stop.is_set():
+                    ready, _, _ = select.select([conn.fileno()], [], [], 0.5)
+                    if ready:
+                        conn.execute("SELECT 1")  # delivers the pending notifications
+            finally:
+                conn.close()
+
+        try:
+            await anyio.to_thread.run_sync(listen, abandon_on_cancel=True)
+        except Exception as exc:
+            _log.warning("worker %s: LISTEN failed, polling only: %s", self._id, exc)
+        finally:
+            stop.set()
 
     async def _wait_for_change(self) -> None:
         await self._wake.wait()

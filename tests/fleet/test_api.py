@@ -162,3 +162,20 @@ def test_registry_rejects_bad_definitions() -> None:
         reg.factory("x", 1)
     with pytest.raises(ConfigurationError, match="no workflow"):
         reg.factory("y")
+
+
+async def test_postgres_wakes_an_idle_worker_on_enqueue(fleet: Fleet) -> None:
+    if fleet._db.dialect != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+    # polling every 20 s: only a NOTIFY can start the run within the wait below
+    worker = Worker(fleet, registry, lease=30, poll_interval=20, max_poll_interval=20)
+    records: list[Any] = []
+
+    async def wait() -> None:
+        await anyio.sleep(1.0)  # the worker is idle, its first poll long done
+        handle = await fleet.enqueue("steps", Step.A)
+        records.append(await handle.result(timeout=10))
+
+    await _serve_until(worker, wait)
+    (record,) = records
+    assert record.status is RunStatus.SUCCEEDED
