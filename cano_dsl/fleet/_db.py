@@ -543,6 +543,18 @@ class FleetDb:
     def fenced_append(self, run_id: str, owner: str, epoch: int, row: CheckpointRow) -> str:
         """Insert ``row`` if ``owner`` still holds lease ``epoch`` of ``run_id`` (checked
         in the same transaction): ``"ok"``, ``"conflict"`` or ``"fenced"``."""
+        body = self.fenced_append_op(run_id, owner, epoch, row)
+        return self.tx(f"append {run_id!r} sequence={row.sequence}", body)
+
+    def batch(self, ops: Sequence[Callable[[Any], Any]]) -> list[Any]:
+        """Run ``ops`` (from the ``*_op`` methods) in one transaction: one commit for
+        all of them (group commit across runs)."""
+        return self.tx(f"batch of {len(ops)}", lambda cur: [op(cur) for op in ops])
+
+    def fenced_append_op(
+        self, run_id: str, owner: str, epoch: int, row: CheckpointRow
+    ) -> Callable[[Any], str]:
+        """`fenced_append` as an op for `batch`."""
 
         def body(cur: Any) -> str:
             if not self._owns(cur, run_id, owner, epoch):
@@ -557,7 +569,7 @@ class FleetDb:
             )
             return "ok" if cur.rowcount == 1 else "conflict"
 
-        return self.tx(f"append {run_id!r} sequence={row.sequence}", body)
+        return body
 
     def load(self, run_id: str) -> list[CheckpointRow]:
         """``run_id``'s checkpoint rows, in sequence order."""
@@ -582,7 +594,7 @@ class FleetDb:
 
         return self.tx(f"load {run_id!r}", body, write=False)
 
-    def finish(
+    def finish_op(
         self,
         run_id: str,
         owner: str,
@@ -593,8 +605,8 @@ class FleetDb:
         result_data: str | None = None,
         error: tuple[str, str, str | None] | None = None,
         clear_log: bool = False,
-    ) -> bool:
-        """Write the final record (and clear the log) if the lease is still ``owner``'s."""
+    ) -> Callable[[Any], bool]:
+        """`finish` as an op for `batch`."""
         category, message, state = error if error is not None else (None, None, None)
 
         def body(cur: Any) -> bool:
@@ -625,6 +637,31 @@ class FleetDb:
                 )
             return True
 
+        return body
+
+    def finish(
+        self,
+        run_id: str,
+        owner: str,
+        epoch: int,
+        status: RunStatus,
+        *,
+        exit_state: str | None = None,
+        result_data: str | None = None,
+        error: tuple[str, str, str | None] | None = None,
+        clear_log: bool = False,
+    ) -> bool:
+        """Write the final record (and clear the log) if the lease is still ``owner``'s."""
+        body = self.finish_op(
+            run_id,
+            owner,
+            epoch,
+            status,
+            exit_state=exit_state,
+            result_data=result_data,
+            error=error,
+            clear_log=clear_log,
+        )
         return self.tx(f"finish {run_id!r}", body)
 
     def take_fire(self, flow_id: str, scheduled_at: str) -> bool:

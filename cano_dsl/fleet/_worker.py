@@ -9,7 +9,7 @@ import select
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import anyio
@@ -112,6 +112,65 @@ class _Held:
             self.workflow._compensators.clear()
 
 
+class _GroupCommit:
+    """Commits the fenced appends and final records of all of a worker's runs together:
+    a caller that finds no batch in flight becomes the leader and runs every queued op
+    in one transaction (`FleetDb.batch`), again and again until the queue is empty;
+    the others wait for their op's result. One commit (one fsync) then serves many
+    runs. The leader's loop is shielded, so a cancelled leader hands no half-done batch
+    over (its own cancellation is delivered when the queue is empty)."""
+
+    def __init__(self, db: FleetDb) -> None:
+        self._db = db
+        self._queue: list[tuple[Callable[[Any], Any], _Slot]] = []
+        self._leading = False
+
+    async def run(self, op: Callable[[Any], _T]) -> _T:
+        slot = _Slot()
+        self._queue.append((op, slot))
+        if not self._leading:
+            self._leading = True
+            try:
+                with anyio.CancelScope(shield=True):
+                    while self._queue:
+                        batch, self._queue = self._queue, []
+                        ops = [o for o, _ in batch]
+                        try:
+                            results = await anyio.to_thread.run_sync(self._db.batch, ops)
+                        except Exception as exc:
+                            for _, s in batch:
+                                s.fail(exc)
+                        else:
+                            for (_, s), result in zip(batch, results, strict=True):
+                                s.succeed(result)
+            finally:
+                self._leading = False
+        await slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        out: _T = slot.result
+        return out
+
+
+class _Slot:
+    """One op's outcome in a `_GroupCommit` batch."""
+
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+        self.result: Any = None
+
+    def succeed(self, result: Any) -> None:
+        self.result = result
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+
 class _FencedStore:
     """The `CheckpointStore` a worker's run writes through: every append is checked
     against the run's lease (owner and epoch) in the same transaction as the insert;
@@ -119,8 +178,11 @@ class _FencedStore:
     transaction, so a run that dies between the two is resumed at its exit state
     rather than started again."""
 
-    def __init__(self, db: FleetDb, owner: str, held: _Held, patience: float) -> None:
+    def __init__(
+        self, db: FleetDb, commits: _GroupCommit, owner: str, held: _Held, patience: float
+    ) -> None:
         self._db = db
+        self._commits = commits
         self._owner = owner
         self._held = held
         self._patience = patience
@@ -130,11 +192,8 @@ class _FencedStore:
         if held.lost:
             raise _LeaseLost
         epoch = held.record.epoch
-        outcome = await _patiently(
-            held,
-            self._patience,
-            lambda: self._db.fenced_append(workflow_id, self._owner, epoch, row),
-        )
+        op = self._db.fenced_append_op(workflow_id, self._owner, epoch, row)
+        outcome = await _patiently(held, self._patience, lambda: self._commits.run(op))
         if outcome == "fenced":
             held.lose()
             raise _LeaseLost
@@ -144,13 +203,17 @@ class _FencedStore:
             raise conflict_error(workflow_id, row.sequence)
 
     async def load_run(self, workflow_id: str) -> list[CheckpointRow]:
-        return await _patiently(self._held, self._patience, lambda: self._db.load(workflow_id))
+        return await _patiently(
+            self._held,
+            self._patience,
+            lambda: anyio.to_thread.run_sync(self._db.load, workflow_id),
+        )
 
     async def clear(self, workflow_id: str) -> None:
         self._held.clear = True
 
 
-async def _patiently(held: _Held, patience: float, call: Callable[[], _T]) -> _T:
+async def _patiently(held: _Held, patience: float, call: Callable[[], Awaitable[_T]]) -> _T:
     """``call()`` in a worker thread, tried again while the database is unreachable
     (a restart, a network cut) for up to ``patience`` seconds (the lease: after that
     another worker may own the run); then the run is dropped quietly (`_LeaseLost`)
@@ -159,7 +222,7 @@ async def _patiently(held: _Held, patience: float, call: Callable[[], _T]) -> _T
     delay = 0.05
     while True:
         try:
-            return await anyio.to_thread.run_sync(call)
+            return await call()
         except FleetError as exc:
             if anyio.current_time() + delay >= deadline:
                 _log.warning("fleet: giving a run up, the database is away: %s", exc)
@@ -236,6 +299,7 @@ class Worker:
         self._queues = None if queues is None else list(queues)
         self._id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, _Held] = {}
+        self._commits = _GroupCommit(self._db)
         self._stopping = False
         self._wake = anyio.Event()
         self._stop_scope: anyio.CancelScope | None = None
@@ -408,11 +472,15 @@ class Worker:
             held.token.cancel()
         try:
             wf = self._registry.factory(record.workflow_name, record.workflow_version)(record)
-            wf = wf.with_checkpoint_store(_FencedStore(self._db, self._id, held, self._lease))
+            wf = wf.with_checkpoint_store(
+                _FencedStore(self._db, self._commits, self._id, held, self._lease)
+            )
             held.workflow = wf
             if held.lost:
                 raise _LeaseLost
-            rows = await _patiently(held, self._lease, lambda: self._db.load(rid))
+            rows = await _patiently(
+                held, self._lease, lambda: anyio.to_thread.run_sync(self._db.load, rid)
+            )
             if rows:
                 final = await wf.resume_from(rid, held.token)
             else:
@@ -452,10 +520,7 @@ class Worker:
         epoch = held.record.epoch
         clear = held.clear or status is RunStatus.SUCCEEDED
         with anyio.CancelScope(shield=True):
-            done = await _patiently(
-                held,
-                self._lease,
-                lambda: self._db.finish(rid, self._id, epoch, status, clear_log=clear, **fields),
-            )
+            op = self._db.finish_op(rid, self._id, epoch, status, clear_log=clear, **fields)
+            done = await _patiently(held, self._lease, lambda: self._commits.run(op))
         if not done:
             raise _LeaseLost
