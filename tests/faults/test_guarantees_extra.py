@@ -6,6 +6,7 @@ the pages it links to) must say so.
   never written) runs again on resume, and its first execution is never compensated:
   only the re-run's output is on the stack.
 - ``execute_flow`` (the scheduler's entry point) does not claim the run.
+- A teardown blocked in a synchronous call cannot be cut short by its bound.
 - A damaged ``-wal`` file is not an error: SQLite stops replaying the log at the first
   frame whose checksum fails, and the commits from there on are gone, silently (with
   ``integrity_check=True`` too).
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -184,3 +186,30 @@ async def test_a_damaged_wal_file_silently_loses_the_commits_after_the_damage(
     async with SqliteCheckpointStore(path, integrity_check=integrity_check) as store:
         loaded = [r.sequence for r in await store.load_run("run-1")]  # no error
     assert loaded == list(range(rows - 1))  # the last acknowledged commit is gone
+
+
+# -- a teardown blocked in code that ignores cancellation cannot be cut ----------------
+
+
+async def test_a_teardown_blocked_in_a_synchronous_call_is_not_cut_short() -> None:
+    torn: list[str] = []
+
+    class Blocking:
+        async def teardown(self) -> None:
+            time.sleep(0.6)  # a synchronous call: no await, so no cancellation reaches it
+            torn.append("blocking")
+
+    @task(config=MINIMAL, name="a")
+    async def a(res: Resources) -> Step:
+        return Step.DONE
+
+    wf = (
+        Workflow(Resources().insert("blocking", Blocking()))
+        .register(Step.A, a)
+        .add_exit_state(Step.DONE)
+        .with_teardown_timeout(0.05)
+    )
+    started = time.monotonic()
+    assert await wf.orchestrate(Step.A) is Step.DONE
+    assert time.monotonic() - started >= 0.6  # the bound of 0.05 s could not cut it
+    assert torn == ["blocking"]  # it ran to its end
