@@ -427,12 +427,10 @@ class _PrivateServer:
     def backend_of(self, store: Any) -> int:
         import psycopg
 
-        claims = store._claims._conn  # the claims session shares the name: not that one
-        claims_pid = claims.info.backend_pid if claims is not None else 0
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> %s",
-                (store.application_name, claims_pid),
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                (store.application_name,),
             ).fetchall()
         assert len(rows) == 1, rows
         return int(rows[0][0])
