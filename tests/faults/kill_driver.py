@@ -1,0 +1,352 @@
+"""Child process of the randomised SIGKILL loop (``tests/faults/test_kill_loop.py``).
+
+The child imports everything, prints ``ready`` and waits for one JSON command on stdin,
+so the parent can start it ahead of time and a kill never lands in the interpreter's
+start-up::
+
+    {"tag": "c7", "store": "sqlite:/tmp/x.db" | "postgres:TABLE", "journal": "fx.jsonl",
+     "backend": "asyncio" | "trio", "seed": 123, "fast": false, "hold": null | N,
+     "runs": [{"id": "r3-0", "mode": "run" | "resume", "fail": false}, ...]}
+
+It then drives every run of ``runs`` concurrently on one store object (so their appends
+share group commits) and prints one JSON line ``{"runs": {id: outcome}}`` at the end.
+
+The workflow (one per run)::
+
+    PREP (task, attempt 1 fails, retried) -> RESERVE (compensatable) -> ITEMS (batch of 4,
+    concurrency 2) -> PAGES (stepped, cursor 0..4) -> FAN (split of 3 branches, join all)
+    -> CHARGE (compensatable) -> FINISH (task; raises when the run is a failing one) -> DONE
+
+The journal is an append-only file (``O_APPEND``, one ``write`` and an ``fsync`` per record)
+that every child of a test shares; a SIGKILL never takes back a record. Each record is
+one JSON object with ``c`` (child tag), ``r`` (run id) and ``ev``:
+
+- ``ack``: ``seq`` was appended and ``append`` returned (the ``on_checkpoint`` hook, fired
+  after the store acknowledged the row); ``state`` is the state the run was in.
+- ``fx``: a side effect of ``state`` at the run's sequence ``seq`` (the last acknowledged
+  row, i.e. the state's entry row or its latest cursor row) and ``att`` (the attempt, for
+  PREP), ``cursor`` (PAGES), ``item`` (ITEMS), ``branch`` (FAN), ``token`` (RESERVE, CHARGE:
+  the output its compensation receives), ``fail`` (FINISH).
+- ``undo``: a compensation ran for ``state`` with the ``token`` it was given.
+- ``end``: the run returned (``result``) or raised (``error``, ``category``, ``state``).
+
+``hold`` (the group-commit test): once ``hold`` commits of two or more inserted rows
+have gone through, the next such commit is held (the worker thread blocks in front of
+its ``COMMIT``, with SQLite's write lock or PostgreSQL's row locks held) and the child
+prints ``holding N`` (N rows in that transaction); the parent then kills it. The hook
+wraps the database driver (``sqlite3.connect``, psycopg's ``Cursor.execute`` and
+``Connection.commit``), not the store.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import trio  # noqa: F401 - imported before "ready", so a trio child starts as fast as asyncio
+
+from cano_dsl import (
+    CanoError,
+    JoinConfig,
+    JoinStrategy,
+    Resources,
+    StateFailure,
+    StepOutcome,
+    TaskConfig,
+    Workflow,
+    WorkflowObserver,
+    batch,
+    compensatable,
+    stepped,
+    task,
+)
+
+MINIMAL = TaskConfig.minimal()
+PAGES = 5  # cursors 0..4: four STEP_CURSOR rows per uninterrupted visit
+ITEMS = 4
+BRANCHES = 3
+
+
+class S(enum.Enum):
+    PREP = enum.auto()
+    RESERVE = enum.auto()
+    ITEMS = enum.auto()
+    PAGES = enum.auto()
+    FAN = enum.auto()
+    CHARGE = enum.auto()
+    FINISH = enum.auto()
+    DONE = enum.auto()
+
+
+class Journal:
+    """Append-only effects journal shared by every child of a test."""
+
+    def __init__(self, path: str, tag: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.tag = tag
+
+    def write(self, run: str, ev: str, **fields: Any) -> None:
+        rec = {"c": self.tag, "r": run, "ev": ev, **fields}
+        os.write(self.fd, (json.dumps(rec, separators=(",", ":")) + "\n").encode())
+        os.fsync(self.fd)
+
+
+class RunCtx(WorkflowObserver):
+    """One run in this child: its journal tags, its pacing, and the observer that
+    journals every acknowledged append."""
+
+    def __init__(self, journal: Journal, run: str, fail: bool, pause: Callable[[], float]) -> None:
+        self.journal = journal
+        self.run = run
+        self.fail = fail
+        self.pause = pause
+        self.state = "?"
+        self.seq = -1
+        self.attempts = 0
+        self.tokens = 0
+
+    # observer hooks (synchronous, called by the engine)
+    def on_state_enter(self, state: str) -> None:
+        self.state = state
+
+    def on_checkpoint(self, workflow_id: str, sequence: int) -> None:
+        self.journal.write(self.run, "ack", seq=sequence, state=self.state)
+        self.seq = sequence
+
+    async def fx(self, state: S, **fields: Any) -> None:
+        self.journal.write(self.run, "fx", state=state.name, seq=self.seq, **fields)
+        await anyio.sleep(self.pause())
+
+    def token(self, state: S) -> str:
+        self.tokens += 1
+        return f"{self.journal.tag}:{state.name}:{self.tokens}"
+
+
+def build(ctx: RunCtx) -> Workflow[S]:
+    @task(config=MINIMAL.with_fixed_retry(2, 0), name="prep")
+    async def prep(res: Resources) -> S:
+        ctx.attempts += 1
+        await ctx.fx(S.PREP, att=ctx.attempts)
+        if ctx.attempts == 1:
+            raise ConnectionError("prep: transient failure on the first attempt")
+        return S.RESERVE
+
+    @compensatable(state=S, config=MINIMAL, name="reserve")
+    class Reserve:
+        async def run(self, res: Resources) -> tuple[S, dict[str, str]]:
+            token = ctx.token(S.RESERVE)
+            await ctx.fx(S.RESERVE, token=token)
+            return S.ITEMS, {"token": token}
+
+        async def compensate(self, res: Resources, output: dict[str, str]) -> None:
+            ctx.journal.write(ctx.run, "undo", state="RESERVE", token=output["token"], seq=ctx.seq)
+
+    @batch(state=S, config=MINIMAL, name="items")
+    class Items:
+        concurrency = 2
+
+        async def load(self, res: Resources) -> list[int]:
+            await ctx.fx(S.ITEMS, item=-1)
+            return list(range(ITEMS))
+
+        async def process_item(self, item: int) -> int:
+            await ctx.fx(S.ITEMS, item=item)
+            return item
+
+        async def finish(self, res: Resources, outputs: list[Any]) -> S:
+            assert [o.unwrap() for o in outputs] == list(range(ITEMS))
+            return S.PAGES
+
+    @stepped(state=S, config=MINIMAL, name="pages")
+    class Pages:
+        async def step(self, res: Resources, cursor: int | None) -> StepOutcome[int, S]:
+            page = 0 if cursor is None else cursor
+            await ctx.fx(S.PAGES, cursor=page)
+            if page == PAGES - 1:
+                return StepOutcome.done(S.FAN)
+            return StepOutcome.more(page + 1)
+
+    def branch(i: int) -> Any:
+        @task(config=MINIMAL, name=f"fan{i}")
+        async def run(res: Resources) -> S:
+            await ctx.fx(S.FAN, branch=i)
+            return S.CHARGE
+
+        return run
+
+    @compensatable(state=S, config=MINIMAL, name="charge")
+    class Charge:
+        async def run(self, res: Resources) -> tuple[S, dict[str, str]]:
+            token = ctx.token(S.CHARGE)
+            await ctx.fx(S.CHARGE, token=token)
+            return S.FINISH, {"token": token}
+
+        async def compensate(self, res: Resources, output: dict[str, str]) -> None:
+            ctx.journal.write(ctx.run, "undo", state="CHARGE", token=output["token"], seq=ctx.seq)
+
+    @task(config=MINIMAL, name="finish")
+    async def finish(res: Resources) -> S:
+        await ctx.fx(S.FINISH, fail=ctx.fail)
+        if ctx.fail:
+            raise RuntimeError("finish: the order was rejected")
+        return S.DONE
+
+    return (
+        Workflow.bare()
+        .register(S.PREP, prep)
+        .register_with_compensation(S.RESERVE, Reserve())
+        .register(S.ITEMS, Items())
+        .register_stepped(S.PAGES, Pages())
+        .register_split(
+            S.FAN, [branch(i) for i in range(BRANCHES)], JoinConfig(JoinStrategy.all(), S.CHARGE)
+        )
+        .register_with_compensation(S.CHARGE, Charge())
+        .register(S.FINISH, finish)
+        .add_exit_state(S.DONE)
+        .with_workflow_version(1)
+        .with_observer(ctx)
+    )
+
+
+def open_store(spec: str) -> Any:
+    kind, _, rest = spec.partition(":")
+    if kind == "sqlite":
+        from cano_dsl.stores import SqliteCheckpointStore
+
+        return SqliteCheckpointStore(rest)
+    if kind == "postgres":
+        from cano_dsl.stores import PostgresCheckpointStore
+
+        return PostgresCheckpointStore(os.environ["CANO_DSL_TEST_POSTGRES_DSN"], table=rest)
+    raise SystemExit(f"unknown store {spec!r}")
+
+
+def hold_before_commit(kind: str, after: int) -> None:
+    """Block the store's worker thread in front of the commit of the ``after + 1``-th
+    transaction that inserts two or more rows (a group commit), with its locks held."""
+    seen = {"commits": 0}
+
+    def block(rows: int) -> None:
+        seen["commits"] += 1
+        if seen["commits"] > after:
+            print(f"holding {rows}", flush=True)
+            time.sleep(3600)
+
+    if kind == "sqlite":
+        import sqlite3
+
+        real_connect = sqlite3.connect
+
+        def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            conn = real_connect(*args, **kwargs)
+            inserts = [0]
+
+            def trace(sql: str) -> None:
+                head = sql.lstrip()[:16].upper()
+                if head.startswith("BEGIN"):
+                    inserts[0] = 0
+                elif head.startswith("INSERT"):
+                    inserts[0] += 1
+                elif head.startswith(("COMMIT", "END")):
+                    if inserts[0] >= 2:
+                        block(inserts[0])
+                    inserts[0] = 0
+
+            conn.set_trace_callback(trace)
+            return conn
+
+        sqlite3.connect = connect  # type: ignore[assignment]
+        return
+    import psycopg
+
+    counts: dict[int, int] = {}
+    real_execute = psycopg.Cursor.execute
+    real_commit = psycopg.Connection.commit
+
+    def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(query).lstrip()[:6].upper() == "INSERT":
+            key = id(self.connection)
+            counts[key] = counts.get(key, 0) + 1
+        return real_execute(self, query, *args, **kwargs)
+
+    def commit(self: Any) -> None:
+        rows = counts.pop(id(self), 0)
+        if rows >= 2:
+            block(rows)
+        real_commit(self)
+
+    psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    psycopg.Connection.commit = commit  # type: ignore[method-assign]
+
+
+def outcome(exc: BaseException) -> dict[str, Any]:
+    out: dict[str, Any] = {"error": type(exc).__name__}
+    if isinstance(exc, CanoError):
+        out["category"] = exc.category
+        out["message"] = exc.message
+    else:
+        out["message"] = repr(exc)
+    if isinstance(exc, StateFailure):
+        out["state"] = exc.state.name
+    return out
+
+
+async def main(cmd: dict[str, Any]) -> dict[str, Any]:
+    journal = Journal(cmd["journal"], cmd["tag"])
+    rng = random.Random(cmd["seed"])
+    fast = bool(cmd.get("fast"))
+
+    def pause() -> float:
+        # a third of the effects yield only, so kills land in appends as often as in tasks
+        if fast or rng.random() < 0.35:
+            return 0.0
+        return rng.uniform(0.0, 0.004)
+
+    store = open_store(cmd["store"])
+    results: dict[str, Any] = {}
+
+    async def drive(spec: dict[str, Any]) -> None:
+        wid = spec["id"]
+        ctx = RunCtx(journal, wid, bool(spec["fail"]), pause)
+        wf = build(ctx).with_checkpoint_store(store)
+        journal.write(wid, "start", mode=spec["mode"])
+        try:
+            if spec["mode"] == "run":
+                final = await wf.with_workflow_id(wid).orchestrate(S.PREP)
+            else:
+                final = await wf.resume_from(wid)
+            result: dict[str, Any] = {"result": final.name}
+        except Exception as exc:
+            result = outcome(exc)
+        journal.write(wid, "end", **result)
+        results[wid] = result
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for spec in cmd["runs"]:
+                tg.start_soon(drive, spec)
+    finally:
+        with anyio.CancelScope(shield=True):
+            try:
+                await store.aclose()
+            except CanoError:
+                pass
+    return {"runs": results}
+
+
+if __name__ == "__main__":
+    print("ready", flush=True)
+    line = sys.stdin.readline()
+    if not line:  # the parent no longer needs this spare child
+        raise SystemExit(0)
+    command = json.loads(line)
+    if command.get("hold") is not None:
+        hold_before_commit(command["store"].partition(":")[0], int(command["hold"]))
+    print(json.dumps(anyio.run(main, command, backend=command["backend"])), flush=True)

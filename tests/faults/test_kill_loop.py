@@ -1,0 +1,678 @@
+"""A randomised SIGKILL loop with real processes (issue 8, the fault-injection suite).
+
+Each round starts one to three workflow runs (some designed to fail at the end and roll
+back) in a child process (``kill_driver.py``; its docstring describes the workflow and
+the effects journal), kills the child with SIGKILL after a random delay, resumes the
+unfinished runs in a new child, and so on until every run of the round has ended; then
+the next round starts. Children alternate between asyncio and trio, so a run started on
+one backend is resumed on the other. After every child (killed or not) and for every
+run it carried, `Loop.check` verifies:
+
+- no acknowledged row lost: every sequence a child journaled after ``append`` returned
+  is in the store with the same state, the log is dense, and rows never change;
+  a log may only vanish as a whole, and only when the run had reached its exit state or
+  rolled back completely (the clear at the end of a run);
+- no state before the resume point re-run: a child's first effect is in the state of the
+  log's last row (a resumed stepped task at its last committed cursor), and it never
+  runs an effect in an earlier state; every effect ran after its state's row was
+  acknowledged; states run in order, none skipped; the retried task runs attempt 1, 2;
+- no stray compensation: compensations run only in a run that fails, only after its
+  failure, and are exactly (a prefix of, if killed meanwhile) the completion rows of the
+  log at resume plus the steps this child completed, newest first;
+- a run that ended left no log behind (cleared on success and after a clean rollback),
+  and it ended as designed: ``DONE``, or a ``StateFailure`` at FINISH; a resume is never
+  refused;
+- SQLite: ``PRAGMA integrity_check`` is ``ok`` on a copy of the file and its WAL as the
+  killed child left them (the copy keeps the next child's crash recovery intact).
+
+The seed is printed (and named in every failure message); rerun with
+``CANO_DSL_KILL_SEED=<seed>`` to replay the same draws (rounds, failing runs, kill
+delays, the children's pacing; where exactly a kill lands also depends on the machine).
+``CANO_DSL_SOAK=1`` runs a long soak (1000 kills per store), ``CANO_DSL_SOAK=<n>`` runs
+``n`` kills per store.
+
+`test_kill_inside_a_group_commit` kills a child that has several runs in flight while its
+store's worker thread is held in front of the COMMIT of a grouped transaction (the write
+lock held), then resumes every run from another process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).resolve().with_name("kill_driver.py")
+PG_ENV = "CANO_DSL_TEST_POSTGRES_DSN"
+SEED_ENV = "CANO_DSL_KILL_SEED"
+SOAK_ENV = "CANO_DSL_SOAK"
+CI_KILLS = {"sqlite": 60, "postgres": 25}
+SOAK_KILLS = 1000
+TIMEOUT = 60.0  # a child that takes this long is stuck (generous: a loaded 2-core machine)
+# kill delays are drawn from [0, WINDOW) seconds after the command reaches the child; an
+# uninterrupted child needs about 0.1-0.3 s on SQLite, 0.2-0.9 s on PostgreSQL (a commit
+# is a round trip and a server-side fsync) on a loaded 2-core machine
+WINDOW = {"sqlite": 0.25, "postgres": 0.5}
+
+ORDER = ["PREP", "RESERVE", "ITEMS", "PAGES", "FAN", "CHARGE", "FINISH", "DONE"]
+RANK = {state: i for i, state in enumerate(ORDER)}
+COMPENSATABLE = ("RESERVE", "CHARGE")
+ENTRY, COMPLETION, CURSOR = 0, 1, 2  # RowKind values
+
+
+class Row(NamedTuple):
+    seq: int
+    state: str
+    task_id: str
+    blob: bytes | None
+    kind: int
+
+
+# -- the stores, as a fresh process finds them ---------------------------------------------
+
+
+class SqliteFile:
+    """The SQLite file of one test; read through a copy, checked with integrity_check."""
+
+    def __init__(self, path: Path, scratch: Path) -> None:
+        self.path = path
+        self.scratch = scratch
+        self.spec = f"sqlite:{path}"
+        self.kind = "sqlite"
+
+    def snapshot(self, wids: list[str]) -> dict[str, list[Row]]:
+        rows: dict[str, list[Row]] = {wid: [] for wid in wids}
+        if not self.path.exists():
+            return rows
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir()
+        copy = self.scratch / self.path.name
+        # the database and its WAL exactly as the dead child left them; no -shm, so the
+        # copy is opened the way a process after a crash opens it (WAL recovery)
+        for suffix in ("", "-wal"):
+            src = self.path.with_name(self.path.name + suffix)
+            if src.exists():
+                shutil.copyfile(src, copy.with_name(copy.name + suffix))
+        conn = sqlite3.connect(copy)
+        try:
+            check = conn.execute("PRAGMA integrity_check").fetchall()
+            assert check == [("ok",)], f"integrity_check of {self.path}: {check}"
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "cano_checkpoints" not in tables:
+                return rows
+            for wid in wids:
+                rows[wid] = [
+                    Row(*r)
+                    for r in conn.execute(
+                        "SELECT sequence, state, task_id, output_blob, kind "
+                        "FROM cano_checkpoints WHERE workflow_id = ? ORDER BY sequence",
+                        (wid,),
+                    )
+                ]
+        finally:
+            conn.close()
+        return rows
+
+    def lock_is_held(self) -> bool:
+        """Whether another connection holds the file's write lock right now."""
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc), exc
+            return True
+        finally:
+            conn.close()  # also rolls the probe back
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+class PgTable:
+    """The PostgreSQL table of one test (dropped at the end)."""
+
+    def __init__(self, dsn: str, table: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.table = table
+        self.spec = f"postgres:{table}"
+        self.kind = "postgres"
+
+    def snapshot(self, wids: list[str]) -> dict[str, list[Row]]:
+        import psycopg
+
+        rows: dict[str, list[Row]] = {wid: [] for wid in wids}
+        try:
+            found = self.conn.execute(
+                "SELECT workflow_id, sequence, state, task_id, output_blob, kind "
+                f"FROM {self.table} WHERE workflow_id = ANY(%s) ORDER BY workflow_id, sequence",
+                (wids,),
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return rows
+        for wid, *rest in found:
+            seq, state, task_id, blob, kind = rest
+            rows[wid].append(Row(seq, state, task_id, None if blob is None else bytes(blob), kind))
+        return rows
+
+    def backends_in_transaction(self, app: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT state FROM pg_stat_activity WHERE application_name = %s", (app,)
+            ).fetchall()
+        ]
+
+    def close(self) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        self.conn.close()
+
+
+Store = SqliteFile | PgTable
+
+
+# -- children --------------------------------------------------------------------------------
+
+
+class Child:
+    """A started driver process that has printed ``ready`` (imports done)."""
+
+    def __init__(self, proc: subprocess.Popen[str], stderr: Path) -> None:
+        self.proc = proc
+        self.stderr = stderr
+        self.tag = ""
+
+    def send(self, cmd: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.tag = cmd["tag"]
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+
+    def readline(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.kill()
+            pytest.fail(f"child {self.tag or self.proc.pid} said nothing for {timeout} s")
+        return self.proc.stdout.readline()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=TIMEOUT)
+        self.close()
+
+    def report(self) -> dict[str, Any]:
+        """The JSON line of a child that exited by itself."""
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=TIMEOUT)
+        self.close()
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        if self.proc.returncode != 0 or not lines:
+            pytest.fail(
+                f"child {self.tag} failed (rc={self.proc.returncode}): "
+                f"{self.stderr.read_text()[-3000:]}"
+            )
+        report: dict[str, Any] = json.loads(lines[-1])
+        return report
+
+    def close(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass
+
+
+class Pool:
+    """Keeps ``size`` children started ahead of time, so a child's interpreter start-up
+    (a few hundred ms) overlaps the previous child's life instead of adding to it."""
+
+    def __init__(self, tmp: Path, env: dict[str, str], size: int = 2) -> None:
+        self.tmp = tmp
+        self.env = env
+        self.size = size
+        self.spares: deque[Child] = deque()
+        self.started = 0
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self.spares) < self.size:
+            self.started += 1
+            err = self.tmp / f"stderr-{self.started}.txt"
+            with err.open("w") as fh:
+                proc = subprocess.Popen(
+                    [sys.executable, str(DRIVER)],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=fh,
+                    text=True,
+                )
+            self.spares.append(Child(proc, err))
+
+    def take(self) -> Child:
+        child = self.spares.popleft()
+        self._fill()
+        line = child.readline(TIMEOUT)
+        if line.strip() != "ready":
+            child.proc.wait(timeout=TIMEOUT)
+            pytest.fail(f"driver did not start: {line!r} {child.stderr.read_text()[-3000:]}")
+        return child
+
+    def close(self) -> None:
+        while self.spares:
+            child = self.spares.popleft()
+            child.close()  # EOF on stdin: the spare exits without doing anything
+            try:
+                child.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+# -- the journal and the checks --------------------------------------------------------------
+
+
+class Run:
+    """The parent's model of one workflow run."""
+
+    def __init__(self, wid: str, fail: bool) -> None:
+        self.id = wid
+        self.fail = fail
+        self.acked: dict[int, str] = {}  # every acknowledged sequence -> its state
+        self.done = False
+        self.children = 0
+        self.outcome: dict[str, Any] | None = None
+
+
+class Loop:
+    """Runs children against one store and checks every run after every child."""
+
+    def __init__(
+        self,
+        store: Store,
+        tmp: Path,
+        seed: int,
+        *,
+        env: dict[str, str] | None = None,
+        spares: int = 2,
+    ) -> None:
+        self.store = store
+        self.seed = seed
+        self.journal = tmp / "journal.jsonl"
+        self.journal.touch()
+        self.offset = 0
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.pool = Pool(tmp, self.env, spares)
+        self.rng = random.Random(seed)
+        self.children = 0
+        self.stats: Counter[str] = Counter()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def new_records(self) -> list[dict[str, Any]]:
+        with self.journal.open("rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        self.offset += len(data)
+        text = data.decode()
+        assert not text or text.endswith("\n"), f"torn journal record: {text[-200:]!r}"
+        return [json.loads(line) for line in text.splitlines()]
+
+    def command(
+        self,
+        runs: list[Run],
+        before: dict[str, list[Row]],
+        backend: str | None = None,
+        **extra: Any,
+    ) -> Any:
+        self.children += 1
+        tag = f"c{self.children}"
+        return {
+            "tag": tag,
+            "store": self.store.spec,
+            "journal": str(self.journal),
+            "backend": backend or ("asyncio", "trio")[self.children % 2],
+            "seed": self.rng.randrange(2**32),
+            "runs": [
+                {"id": r.id, "mode": "resume" if before[r.id] else "run", "fail": r.fail}
+                for r in runs
+            ],
+            **extra,
+        }
+
+    def child(self, runs: list[Run], delay: float | None, backend: str | None = None) -> bool:
+        """One child for ``runs``, killed after ``delay`` s unless it ends first (None:
+        never killed); check every run afterwards. Whether the child was killed."""
+        wids = [r.id for r in runs]
+        before = self.store.snapshot(wids)
+        cmd = self.command(runs, before, backend)
+        proc = self.pool.take()
+        proc.send(cmd)
+        killed = False
+        report: dict[str, Any] = {"runs": {}}
+        try:
+            proc.proc.wait(timeout=TIMEOUT if delay is None else delay)
+        except subprocess.TimeoutExpired:
+            if delay is None:
+                proc.kill()
+                pytest.fail(f"seed={self.seed}: child {cmd['tag']} stuck for {TIMEOUT} s")
+            proc.kill()
+            killed = True
+        if not killed:
+            report = proc.report()
+        self.verify(runs, cmd, before, killed, report)
+        return killed
+
+    def verify(
+        self,
+        runs: list[Run],
+        cmd: dict[str, Any],
+        before: dict[str, list[Row]],
+        killed: bool,
+        report: dict[str, Any],
+    ) -> None:
+        after = self.store.snapshot([r.id for r in runs])
+        records = [rec for rec in self.new_records() if rec["c"] == cmd["tag"]]
+        modes = {spec["id"]: spec["mode"] for spec in cmd["runs"]}
+        for run in runs:
+            mine = [rec for rec in records if rec["r"] == run.id]
+            self.check(run, cmd, modes[run.id], before[run.id], after[run.id], mine, killed)
+            if not killed:
+                assert report["runs"].get(run.id) == run.outcome, (
+                    f"seed={self.seed} run={run.id}: stdout {report['runs'].get(run.id)} "
+                    f"!= journal {run.outcome}"
+                )
+        self.stats["children"] += 1
+        self.stats["kills" if killed else "completed children"] += 1
+        self.stats[f"backend {cmd['backend']}"] += 1
+        if killed:
+            self.stats[f"killed {kill_point(records)}"] += 1
+            acked = {(r["r"], r["seq"]) for r in records if r["ev"] == "ack"}
+            if any(
+                (wid, row.seq) not in acked
+                for wid in after
+                for row in after[wid][len(before[wid]) :]
+            ):
+                # an append of this child had committed but not returned yet
+                self.stats["killed between a commit and its acknowledgement"] += 1
+
+    def check(
+        self,
+        run: Run,
+        cmd: dict[str, Any],
+        mode: str,
+        before: list[Row],
+        after: list[Row],
+        recs: list[dict[str, Any]],
+        killed: bool,
+    ) -> None:
+        where = (
+            f"seed={self.seed} child={cmd['tag']} ({cmd['backend']}, "
+            f"{'killed' if killed else 'exited'}) run={run.id} mode={mode} fail={run.fail}"
+        )
+        run.children += 1
+        acks = [r for r in recs if r["ev"] == "ack"]
+        fx = [r for r in recs if r["ev"] == "fx"]
+        undos = [(r["state"], r["token"]) for r in recs if r["ev"] == "undo"]
+        ends = [r for r in recs if r["ev"] == "end"]
+        assert killed or ends, f"{where}: the child exited without ending the run"
+        assert len(ends) <= 1, f"{where}: ended twice: {ends}"
+        for a in acks:
+            assert a["seq"] not in run.acked, f"{where}: sequence {a['seq']} acknowledged twice"
+            run.acked[a["seq"]] = a["state"]
+
+        # rows are never rewritten, and no acknowledged row is lost
+        seqs = [r.seq for r in after]
+        assert seqs == list(range(len(after))), f"{where}: log not dense: {seqs}"
+        finished = bool(acks) and acks[-1]["state"] == "DONE"
+        failed_here = any(e["state"] == "FINISH" and e["fail"] for e in fx)
+        expected_undo = self.expected_undo(before, fx)
+        rolled_back = run.fail and failed_here and undos == expected_undo
+        if after or not run.acked:
+            assert after[: len(before)] == before, (
+                f"{where}: rows changed or vanished:\nbefore {before}\nafter {after}"
+            )
+            states = {r.seq: r.state for r in after}
+            lost = {s: st for s, st in run.acked.items() if states.get(s) != st}
+            assert not lost, f"{where}: acknowledged rows lost (seq: state) {lost}; log now {after}"
+        else:
+            assert finished or rolled_back, (
+                f"{where}: the whole log is gone although the run neither reached DONE nor "
+                f"rolled back; acknowledged {run.acked}, undos {undos}"
+            )
+        if ends:
+            assert not after, f"{where}: the run ended but its log was not cleared: {after}"
+
+        # effects: each after its state's row, from the resume point on, in order
+        start = "PREP" if mode == "run" else before[-1].state
+        for e in fx:
+            assert run.acked.get(e["seq"]) == e["state"], (
+                f"{where}: effect {e} ran without its state's row acknowledged "
+                f"(acknowledged {run.acked})"
+            )
+        states_run = [e["state"] for e in fx]
+        if states_run:
+            assert states_run[0] == start, (
+                f"{where}: resumed at {start} but the first effect was in {states_run[0]}"
+            )
+        assert all(RANK[s] >= RANK[start] for s in states_run), (
+            f"{where}: a state before the resume point {start} re-ran: {states_run}"
+        )
+        distinct = [s for i, s in enumerate(states_run) if i == 0 or states_run[i - 1] != s]
+        assert all(RANK[b] == RANK[a] + 1 for a, b in itertools.pairwise(distinct)), (
+            f"{where}: states out of order or skipped: {distinct}"
+        )
+        attempts = [e["att"] for e in fx if e["state"] == "PREP"]
+        assert attempts == [1, 2][: len(attempts)], f"{where}: PREP attempts {attempts}"
+        cursors = [e["cursor"] for e in fx if e["state"] == "PAGES"]
+        if cursors:
+            first = self.committed_cursor(before) if start == "PAGES" else 0
+            assert cursors == list(range(first, first + len(cursors))), (
+                f"{where}: PAGES stepped {cursors}; the committed cursor was {first}"
+            )
+
+        # compensation: only after this run's failure, exactly the recorded steps, LIFO
+        if undos:
+            assert run.fail and failed_here, f"{where}: stray compensation {undos}"
+            first_undo = next(i for i, r in enumerate(recs) if r["ev"] == "undo")
+            assert any(r["ev"] == "fx" and r["state"] == "FINISH" for r in recs[:first_undo]), (
+                f"{where}: compensation before the failure: {recs}"
+            )
+        assert undos == expected_undo[: len(undos)], (
+            f"{where}: compensations {undos}, expected (a prefix of) {expected_undo}"
+        )
+
+        if ends:
+            end = {k: v for k, v in ends[0].items() if k not in ("c", "r", "ev")}
+            run.outcome = end
+            run.done = True
+            if run.fail:
+                assert end.get("error") == "StateFailure" and end.get("state") == "FINISH", (
+                    f"{where}: a failing run ended with {end}"
+                )
+                assert end.get("category") == "task_execution", f"{where}: {end}"
+                assert undos == expected_undo, f"{where}: rollback {undos} != {expected_undo}"
+                self.stats["runs rolled back"] += 1
+            else:
+                assert end == {"result": "DONE"}, f"{where}: the run ended with {end}"
+                self.stats["runs completed"] += 1
+            self.stats[f"runs over {run.children} children"] += 1
+        elif not after and run.acked:
+            # killed after the final clear, before it could journal its end
+            run.done = True
+            self.stats["runs cleared just before the kill"] += 1
+
+    @staticmethod
+    def expected_undo(before: list[Row], fx: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """The rollback this child must run if it fails: the completion rows of the log
+        it resumed (except one written by the state it resumes, which re-runs) and the
+        saga steps it completed itself, newest first."""
+        stack = [
+            (r.state, json.loads(r.blob or b"{}")["token"])
+            for r in before
+            if r.kind == COMPLETION and r.seq != before[-1].seq
+        ]
+        stack += [(e["state"], e["token"]) for e in fx if e["state"] in COMPENSATABLE]
+        return stack[::-1]
+
+    @staticmethod
+    def committed_cursor(before: list[Row]) -> int:
+        cursors = [r for r in before if r.kind == CURSOR and r.state == "PAGES"]
+        return int(json.loads(cursors[-1].blob or b"0")) if cursors else 0
+
+
+def kill_point(records: list[dict[str, Any]]) -> str:
+    """Where a killed child was, by its last journal record."""
+    if not any(r["ev"] == "ack" for r in records):
+        return "before its first append returned"
+    if all(r["ev"] in ("start", "end") for r in records[-2:]) and records[-1]["ev"] == "end":
+        return "after a run ended"
+    last = records[-1]
+    return f"after {'an effect' if last['ev'] == 'fx' else last['ev']} in {last.get('state')}"
+
+
+def kill_count(kind: str) -> int:
+    soak = os.environ.get(SOAK_ENV, "").strip().lower()
+    if not soak or soak in ("0", "false", "no"):
+        return CI_KILLS[kind]
+    if soak.isdigit() and int(soak) > 1:
+        return int(soak)
+    return SOAK_KILLS
+
+
+def seed_of() -> int:
+    raw = os.environ.get(SEED_ENV)
+    return int(raw) if raw else random.SystemRandom().randrange(2**32)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        yield SqliteFile(tmp_path / "kill.db", tmp_path / "copy")
+        return
+    dsn = os.environ.get(PG_ENV)
+    if not dsn:
+        pytest.skip(f"no PostgreSQL server: set {PG_ENV}, e.g. by running .ci/postgres.sh")
+    pg = PgTable(dsn, f"cano_kill_{uuid.uuid4().hex[:10]}")
+    try:
+        yield pg
+    finally:
+        pg.close()
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def test_random_sigkill_loop(store: Store, tmp_path: Path) -> None:
+    seed = seed_of()
+    kills = kill_count(store.kind)
+    print(
+        f"\nkill loop on {store.kind}: seed={seed} (replay with {SEED_ENV}={seed}), {kills} kills"
+    )
+    loop = Loop(store, tmp_path, seed)
+    rng = loop.rng
+    started = time.monotonic()
+    rounds = 0
+    try:
+        while loop.stats["kills"] < kills:
+            rounds += 1
+            runs = [
+                Run(f"r{rounds}-{i}-{seed % 10000}", fail=rng.random() < 0.3)
+                for i in range(rng.choice((1, 1, 2, 3)))
+            ]
+            while True:
+                active = [r for r in runs if not r.done]
+                if not active:
+                    break
+                assert max(r.children for r in active) < 200, f"seed={seed}: no progress"
+                loop.child(active, rng.uniform(0.0, WINDOW[store.kind]))
+    finally:
+        loop.close()
+    took = time.monotonic() - started
+    stats = dict(sorted(loop.stats.items()))
+    print(f"kill loop on {store.kind}: seed={seed} rounds={rounds} {took:.1f}s {stats}")
+    assert loop.stats["kills"] >= kills
+    assert loop.stats["backend trio"] and loop.stats["backend asyncio"]
+
+
+# -- a kill while the write lock is held inside a group commit ------------------------------
+
+
+def test_kill_inside_a_group_commit(store: Store, tmp_path: Path) -> None:
+    """Six runs in one child; after ``hold`` grouped commits the store's worker thread
+    blocks in front of the next grouped COMMIT (two or more rows in the transaction,
+    SQLite's write lock or PostgreSQL's row locks held), and the child is killed there.
+    Another process then resumes every run: none is refused, no acknowledged row is lost,
+    the file is intact."""
+    seed = seed_of()
+    print(f"\ngroup-commit kill on {store.kind}: seed={seed} (replay with {SEED_ENV}={seed})")
+    app = f"cano_kill_{uuid.uuid4().hex[:8]}"
+    loop = Loop(store, tmp_path, seed, env={"PGAPPNAME": app}, spares=1)
+    try:
+        for attempt in range(3):
+            runs = [Run(f"g{attempt}-{i}-{seed % 10000}", fail=i % 3 == 2) for i in range(6)]
+            wids = [r.id for r in runs]
+            before = store.snapshot(wids)
+            backend = ("asyncio", "trio")[attempt % 2]
+            cmd = loop.command(runs, before, backend, fast=True, hold=loop.rng.randrange(1, 4))
+            child = loop.pool.take()
+            child.send(cmd)
+            line = child.readline(TIMEOUT)
+            assert line.startswith("holding"), (
+                f"seed={seed}: the child ended without a grouped commit to hold: {line!r}"
+            )
+            in_batch = int(line.split()[1])
+            assert in_batch >= 2
+            time.sleep(0.05)
+            if isinstance(store, SqliteFile):
+                assert store.lock_is_held(), "the held commit does not hold the write lock"
+            else:
+                assert "idle in transaction" in store.backends_in_transaction(app)
+            child.kill()
+            loop.verify(runs, cmd, before, True, {"runs": {}})
+            acked = sum(len(r.acked) for r in runs)
+            assert acked > 0, f"seed={seed}: nothing was acknowledged before the held commit"
+            if isinstance(store, PgTable):
+                deadline = time.monotonic() + TIMEOUT
+                while store.backends_in_transaction(app) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # the server notices the dead client at once, normally
+            # one process resumes (or, for a run with no row yet, starts) every run
+            loop.child(runs, None, ("trio", "asyncio")[attempt % 2])
+            assert all(r.done for r in runs), [r.id for r in runs if not r.done]
+            assert [r.outcome for r in runs] == [
+                {
+                    "error": "StateFailure",
+                    "category": "task_execution",
+                    "message": "finish: the order was rejected",
+                    "state": "FINISH",
+                }
+                if r.fail
+                else {"result": "DONE"}
+                for r in runs
+            ]
+            print(f"attempt {attempt}: held a commit of {in_batch} rows, {acked} rows acked")
+    finally:
+        loop.close()
+    print(f"group-commit kill on {store.kind}: {dict(sorted(loop.stats.items()))}")
