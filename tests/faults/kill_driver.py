@@ -6,10 +6,12 @@ start-up::
 
     {"tag": "c7", "store": "sqlite:/tmp/x.db" | "postgres:TABLE", "journal": "fx.jsonl",
      "backend": "asyncio" | "trio", "seed": 123, "fast": false, "hold": null | N,
-     "runs": [{"id": "r3-0", "mode": "run" | "resume", "fail": false}, ...]}
+     "runs": [{"id": "r3-0", "mode": "run" | "resume", "fail": false, "observe": true}, ...]}
 
-It then drives every run of ``runs`` concurrently on one store object (so their appends
-share group commits) and prints one JSON line ``{"runs": {id: outcome}}`` at the end.
+It opens the store, prints ``go`` and drives every run of ``runs`` concurrently on one store object (so their appends
+share group commits) and prints one JSON line ``{"runs": {id: outcome}}`` at the end. A
+run with ``observe`` has an observer (the engine's dispatch path); one without runs its
+plain tasks on the engine's inline fast path.
 
 The workflow (one per run)::
 
@@ -21,8 +23,9 @@ The journal is an append-only file (``O_APPEND``, one ``write`` and an ``fsync``
 that every child of a test shares; a SIGKILL never takes back a record. Each record is
 one JSON object with ``c`` (child tag), ``r`` (run id) and ``ev``:
 
-- ``ack``: ``seq`` was appended and ``append`` returned (the ``on_checkpoint`` hook, fired
-  after the store acknowledged the row); ``state`` is the state the run was in.
+- ``ack``: the row ``seq`` (of ``state`` and ``kind``) was appended and the store's
+  ``append`` returned (the store class is subclassed: ``append`` journals after
+  ``super().append``), so the row is acknowledged and must survive any kill.
 - ``fx``: a side effect of ``state`` at the run's sequence ``seq`` (the last acknowledged
   row, i.e. the state's entry row or its latest cursor row) and ``att`` (the attempt, for
   PREP), ``cursor`` (PAGES), ``item`` (ITEMS), ``branch`` (FAN), ``token`` (RESERVE, CHARGE:
@@ -47,13 +50,14 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import trio  # noqa: F401 - imported before "ready", so a trio child starts as fast as asyncio
 
 from cano_dsl import (
     CanoError,
+    CheckpointRow,
     JoinConfig,
     JoinStrategy,
     Resources,
@@ -98,27 +102,52 @@ class Journal:
         os.fsync(self.fd)
 
 
-class RunCtx(WorkflowObserver):
-    """One run in this child: its journal tags, its pacing, and the observer that
-    journals every acknowledged append."""
+def journaled(base: type[Any], journal: Journal) -> type[Any]:
+    """``base`` (a store class) whose ``append`` journals the row once it has returned:
+    the row is then acknowledged, and must survive any kill."""
 
-    def __init__(self, journal: Journal, run: str, fail: bool, pause: Callable[[], float]) -> None:
+    class Journaled(base):  # type: ignore[misc]
+        last_seq: ClassVar[dict[str, int]] = {}  # one store class per child
+
+        async def append(self, workflow_id: str, row: CheckpointRow, *args: Any, **kw: Any) -> None:
+            await super().append(workflow_id, row, *args, **kw)
+            journal.write(workflow_id, "ack", seq=row.sequence, state=row.state, kind=int(row.kind))
+            self.last_seq[workflow_id] = row.sequence
+
+    Journaled.__name__ = base.__name__
+    return Journaled
+
+
+class Watcher(WorkflowObserver):
+    """An observer with a few hooks: a run with an observer goes through the engine's
+    dispatch path, a run without one through its inline fast path."""
+
+    def __init__(self) -> None:
+        self.entered: list[str] = []
+
+    def on_state_enter(self, state: str) -> None:
+        self.entered.append(state)
+
+
+class RunCtx:
+    """One run in this child: its journal tags and its pacing."""
+
+    def __init__(
+        self, journal: Journal, store: Any, run: str, fail: bool, pause: Callable[[], float]
+    ) -> None:
         self.journal = journal
+        self.store = store
         self.run = run
         self.fail = fail
         self.pause = pause
-        self.state = "?"
-        self.seq = -1
         self.attempts = 0
         self.tokens = 0
 
-    # observer hooks (synchronous, called by the engine)
-    def on_state_enter(self, state: str) -> None:
-        self.state = state
-
-    def on_checkpoint(self, workflow_id: str, sequence: int) -> None:
-        self.journal.write(self.run, "ack", seq=sequence, state=self.state)
-        self.seq = sequence
+    @property
+    def seq(self) -> int:
+        """The run's last acknowledged sequence (its current state's row)."""
+        seq: int = self.store.last_seq.get(self.run, -1)
+        return seq
 
     async def fx(self, state: S, **fields: Any) -> None:
         self.journal.write(self.run, "fx", state=state.name, seq=self.seq, **fields)
@@ -211,20 +240,20 @@ def build(ctx: RunCtx) -> Workflow[S]:
         .register(S.FINISH, finish)
         .add_exit_state(S.DONE)
         .with_workflow_version(1)
-        .with_observer(ctx)
     )
 
 
-def open_store(spec: str) -> Any:
+def open_store(spec: str, journal: Journal) -> Any:
     kind, _, rest = spec.partition(":")
     if kind == "sqlite":
         from cano_dsl.stores import SqliteCheckpointStore
 
-        return SqliteCheckpointStore(rest)
+        return journaled(SqliteCheckpointStore, journal)(rest)
     if kind == "postgres":
         from cano_dsl.stores import PostgresCheckpointStore
 
-        return PostgresCheckpointStore(os.environ["CANO_DSL_TEST_POSTGRES_DSN"], table=rest)
+        dsn = os.environ["CANO_DSL_TEST_POSTGRES_DSN"]
+        return journaled(PostgresCheckpointStore, journal)(dsn, table=rest)
     raise SystemExit(f"unknown store {spec!r}")
 
 
@@ -245,7 +274,7 @@ def hold_before_commit(kind: str, after: int) -> None:
         real_connect = sqlite3.connect
 
         def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-            conn = real_connect(*args, **kwargs)
+            conn: sqlite3.Connection = real_connect(*args, **kwargs)
             inserts = [0]
 
             def trace(sql: str) -> None:
@@ -309,13 +338,21 @@ async def main(cmd: dict[str, Any]) -> dict[str, Any]:
             return 0.0
         return rng.uniform(0.0, 0.004)
 
-    store = open_store(cmd["store"])
+    store = open_store(cmd["store"], journal)
     results: dict[str, Any] = {}
+    try:
+        await store.open()
+    except CanoError as exc:
+        print(f"open failed: {exc}", flush=True)
+        raise
+    print("go", flush=True)
 
     async def drive(spec: dict[str, Any]) -> None:
         wid = spec["id"]
-        ctx = RunCtx(journal, wid, bool(spec["fail"]), pause)
+        ctx = RunCtx(journal, store, wid, bool(spec["fail"]), pause)
         wf = build(ctx).with_checkpoint_store(store)
+        if spec.get("observe"):
+            wf = wf.with_observer(Watcher())
         journal.write(wid, "start", mode=spec["mode"])
         try:
             if spec["mode"] == "run":
@@ -350,3 +387,6 @@ if __name__ == "__main__":
     if command.get("hold") is not None:
         hold_before_commit(command["store"].partition(":")[0], int(command["hold"]))
     print(json.dumps(anyio.run(main, command, backend=command["backend"])), flush=True)
+    # nothing left to test: skip the interpreter's teardown (tens of ms), so a kill never
+    # lands in it and the parent moves on sooner
+    os._exit(0)
