@@ -102,9 +102,11 @@ class Journal:
         os.fsync(self.fd)
 
 
-def journaled(base: type[Any], journal: Journal) -> type[Any]:
-    """``base`` (a store class) whose ``append`` journals the row once it has returned:
-    the row is then acknowledged, and must survive any kill."""
+def journaled(base: type[Any], journal: Journal, pause: Callable[[], float]) -> type[Any]:
+    """``base`` (a store class) whose ``append`` journals the row once it has returned
+    (the row is then acknowledged, and must survive any kill) and then pauses, as a slow
+    caller would: kills land between a row and whatever the engine does next, e.g. after
+    a saga step's completion row and before the next state's row."""
 
     class Journaled(base):  # type: ignore[misc]
         last_seq: ClassVar[dict[str, int]] = {}  # one store class per child
@@ -113,6 +115,7 @@ def journaled(base: type[Any], journal: Journal) -> type[Any]:
             await super().append(workflow_id, row, *args, **kw)
             journal.write(workflow_id, "ack", seq=row.sequence, state=row.state, kind=int(row.kind))
             self.last_seq[workflow_id] = row.sequence
+            await anyio.sleep(pause())
 
     Journaled.__name__ = base.__name__
     return Journaled
@@ -243,17 +246,17 @@ def build(ctx: RunCtx) -> Workflow[S]:
     )
 
 
-def open_store(spec: str, journal: Journal) -> Any:
+def open_store(spec: str, journal: Journal, pause: Callable[[], float]) -> Any:
     kind, _, rest = spec.partition(":")
     if kind == "sqlite":
         from cano_dsl.stores import SqliteCheckpointStore
 
-        return journaled(SqliteCheckpointStore, journal)(rest)
+        return journaled(SqliteCheckpointStore, journal, pause)(rest)
     if kind == "postgres":
         from cano_dsl.stores import PostgresCheckpointStore
 
         dsn = os.environ["CANO_DSL_TEST_POSTGRES_DSN"]
-        return journaled(PostgresCheckpointStore, journal)(dsn, table=rest)
+        return journaled(PostgresCheckpointStore, journal, pause)(dsn, table=rest)
     raise SystemExit(f"unknown store {spec!r}")
 
 
@@ -333,12 +336,12 @@ async def main(cmd: dict[str, Any]) -> dict[str, Any]:
     fast = bool(cmd.get("fast"))
 
     def pause() -> float:
-        # a third of the effects yield only, so kills land in appends as often as in tasks
+        # a third of the pauses only yield, so kills land in appends as often as in tasks
         if fast or rng.random() < 0.35:
             return 0.0
         return rng.uniform(0.0, 0.004)
 
-    store = open_store(cmd["store"], journal)
+    store = open_store(cmd["store"], journal, pause)
     results: dict[str, Any] = {}
     try:
         await store.open()
