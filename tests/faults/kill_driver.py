@@ -5,7 +5,7 @@ so the parent can start it ahead of time and a kill never lands in the interpret
 start-up::
 
     {"tag": "c7", "store": "sqlite:/tmp/x.db" | "postgres:TABLE", "journal": "fx.jsonl",
-     "backend": "asyncio" | "trio", "seed": 123, "fast": false, "hold": null | N,
+     "backend": "asyncio" | "trio", "seed": 123, "fast": false, "hold": null | N, "hold_rows": 2,
      "runs": [{"id": "r3-0", "mode": "run" | "resume", "fail": false, "observe": true}, ...]}
 
 It opens the store, prints ``go`` and drives every run of ``runs`` concurrently on one store object (so their appends
@@ -33,12 +33,12 @@ one JSON object with ``c`` (child tag), ``r`` (run id) and ``ev``:
 - ``undo``: a compensation ran for ``state`` with the ``token`` it was given.
 - ``end``: the run returned (``result``) or raised (``error``, ``category``, ``state``).
 
-``hold`` (the group-commit test): once ``hold`` commits of two or more inserted rows
-have gone through, the next such commit is held (the worker thread blocks in front of
-its ``COMMIT``, with SQLite's write lock or PostgreSQL's row locks held) and the child
-prints ``holding N`` (N rows in that transaction); the parent then kills it. The hook
-wraps the database driver (``sqlite3.connect``, psycopg's ``Cursor.execute`` and
-``Connection.commit``), not the store.
+``hold`` (the group-commit test): once ``hold`` transactions of two or more inserted
+rows have gone through, the next one is held once it has ``hold_rows`` rows in (the
+worker thread blocks before the commit, with SQLite's write lock or PostgreSQL's row
+locks held) and the child prints ``holding N`` (N rows in that transaction); the parent
+then kills it. The hook wraps the database driver (``sqlite3.connect``'s trace callback,
+psycopg's ``Cursor.execute``), not the store.
 """
 
 from __future__ import annotations
@@ -260,16 +260,19 @@ def open_store(spec: str, journal: Journal, pause: Callable[[], float]) -> Any:
     raise SystemExit(f"unknown store {spec!r}")
 
 
-def hold_before_commit(kind: str, after: int) -> None:
-    """Block the store's worker thread in front of the commit of the ``after + 1``-th
-    transaction that inserts two or more rows (a group commit), with its locks held."""
-    seen = {"commits": 0}
+def hold_in_group_commit(store: str, after: int, rows: int) -> None:
+    """Block the store's worker thread inside the ``after + 1``-th transaction that
+    inserts two or more rows (a group commit), once ``rows`` rows are in and before it
+    commits: SQLite's write lock (or PostgreSQL's row locks) held, nothing acknowledged.
+    Wraps the database driver, whatever statements the store issues around its inserts
+    (BEGIN/COMMIT, savepoints, psycopg transaction blocks)."""
+    kind, _, rest = store.partition(":")
+    insert = "INSERT INTO " + ("cano_checkpoints" if kind == "sqlite" else rest).upper()
+    grouped = {"done": 0}
 
-    def block(rows: int) -> None:
-        seen["commits"] += 1
-        if seen["commits"] > after:
-            print(f"holding {rows}", flush=True)
-            time.sleep(3600)
+    def block(n: int) -> None:
+        print(f"holding {n}", flush=True)
+        time.sleep(3600)
 
     if kind == "sqlite":
         import sqlite3
@@ -280,16 +283,14 @@ def hold_before_commit(kind: str, after: int) -> None:
             conn: sqlite3.Connection = real_connect(*args, **kwargs)
             inserts = [0]
 
-            def trace(sql: str) -> None:
-                head = sql.lstrip()[:16].upper()
-                if head.startswith("BEGIN"):
+            def trace(sql: str) -> None:  # called before each statement runs
+                if not conn.in_transaction:  # the previous transaction (if any) is over
+                    grouped["done"] += inserts[0] >= 2
                     inserts[0] = 0
-                elif head.startswith("INSERT"):
+                elif inserts[0] >= rows and grouped["done"] >= after:
+                    block(inserts[0])
+                if sql.lstrip().upper().startswith(insert):  # a checkpoint row, not the schema's
                     inserts[0] += 1
-                elif head.startswith(("COMMIT", "END")):
-                    if inserts[0] >= 2:
-                        block(inserts[0])
-                    inserts[0] = 0
 
             conn.set_trace_callback(trace)
             return conn
@@ -297,25 +298,24 @@ def hold_before_commit(kind: str, after: int) -> None:
         sqlite3.connect = connect  # type: ignore[assignment]
         return
     import psycopg
+    from psycopg.pq import TransactionStatus
 
     counts: dict[int, int] = {}
     real_execute = psycopg.Cursor.execute
-    real_commit = psycopg.Connection.commit
 
     def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(query).lstrip()[:6].upper() == "INSERT":
-            key = id(self.connection)
+        key = id(self.connection)
+        if self.connection.info.transaction_status == TransactionStatus.IDLE:
+            grouped["done"] += counts.get(key, 0) >= 2
+            counts[key] = 0
+        result = real_execute(self, query, *args, **kwargs)
+        if str(query).lstrip().upper().startswith(insert):
             counts[key] = counts.get(key, 0) + 1
-        return real_execute(self, query, *args, **kwargs)
-
-    def commit(self: Any) -> None:
-        rows = counts.pop(id(self), 0)
-        if rows >= 2:
-            block(rows)
-        real_commit(self)
+            if counts[key] >= rows and grouped["done"] >= after:
+                block(counts[key])
+        return result
 
     psycopg.Cursor.execute = execute  # type: ignore[method-assign]
-    psycopg.Connection.commit = commit  # type: ignore[method-assign]
 
 
 def outcome(exc: BaseException) -> dict[str, Any]:
@@ -388,7 +388,9 @@ if __name__ == "__main__":
         raise SystemExit(0)
     command = json.loads(line)
     if command.get("hold") is not None:
-        hold_before_commit(command["store"].partition(":")[0], int(command["hold"]))
+        hold_in_group_commit(
+            command["store"], int(command["hold"]), int(command.get("hold_rows", 2))
+        )
     print(json.dumps(anyio.run(main, command, backend=command["backend"])), flush=True)
     # nothing left to test: skip the interpreter's teardown (tens of ms), so a kill never
     # lands in it and the parent moves on sooner

@@ -32,8 +32,8 @@ delays, the children's pacing; where exactly a kill lands also depends on the ma
 ``n`` kills per store.
 
 `test_kill_inside_a_group_commit` kills a child that has several runs in flight while its
-store's worker thread is held in front of the COMMIT of a grouped transaction (the write
-lock held), then resumes every run from another process.
+store's worker thread is held inside a grouped transaction, rows inserted and not yet
+committed (the write lock held), then resumes every run from another process.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import sys
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -624,6 +624,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 # -- the loop ----------------------------------------------------------------------------------
 
 
+# a soak outlives the suite's 300 s per-test limit: about a second per kill, generously
+@pytest.mark.timeout(max(300, 2 * max(kill_count("sqlite"), kill_count("postgres")) + 120))
 def test_random_sigkill_loop(store: Store, tmp_path: Path) -> None:
     seed = seed_of()
     kills = kill_count(store.kind)
@@ -661,42 +663,74 @@ def test_random_sigkill_loop(store: Store, tmp_path: Path) -> None:
 # -- a kill while the write lock is held inside a group commit ------------------------------
 
 
+EXPECTED_END = {
+    True: {
+        "error": "StateFailure",
+        "category": "task_execution",
+        "message": "finish: the order was rejected",
+        "state": "FINISH",
+    },
+    False: {"result": "DONE"},
+}
+
+
+def held_child(
+    loop: Loop, name: str, backend: str
+) -> tuple[list[Run], Child, int, Callable[[], None]]:
+    """Six fresh runs in a child that holds a grouped transaction: the runs, the child
+    (blocked inside the transaction), the rows in it, and the check to run once the
+    child is killed. The hold point is drawn from the
+    seed; if the runs end before a transaction that large comes (timing), the child's
+    report is checked like any other and the first grouped transaction is held instead."""
+    hold, rows = loop.rng.randrange(1, 4), loop.rng.choice((2, 2, 3, 4))
+    for tries in range(3):
+        runs = [Run(f"{name}.{tries}-{i}-{loop.seed % 10000}", fail=i % 3 == 2) for i in range(6)]
+        before = loop.store.snapshot([r.id for r in runs])
+        cmd = loop.command(runs, before, backend, fast=True, hold=hold, hold_rows=rows)
+        child = loop.pool.take()
+        child.send(cmd)
+        line = child.readline(TIMEOUT)
+        if line.strip() == "go":  # the store is open; now wait for the held transaction
+            line = child.readline(TIMEOUT)
+        if line.startswith("holding"):
+            in_txn = int(line.split()[1])
+            assert in_txn >= rows
+
+            def verify(runs: list[Run] = runs, cmd: Any = cmd, before: Any = before) -> None:
+                loop.verify(runs, cmd, before, True, {"runs": {}})
+
+            return runs, child, in_txn, verify
+        child.buf = line.encode() + child.buf  # not a hold: the report line, read back
+        loop.verify(runs, cmd, before, False, child.report())
+        loop.stats["children that ended before the hold"] += 1
+        hold, rows = 0, 2
+    pytest.fail(f"seed={loop.seed}: no child ever held a grouped transaction")
+
+
 def test_kill_inside_a_group_commit(store: Store, tmp_path: Path) -> None:
-    """Six runs in one child; after ``hold`` grouped commits the store's worker thread
-    blocks in front of the next grouped COMMIT (two or more rows in the transaction,
-    SQLite's write lock or PostgreSQL's row locks held), and the child is killed there.
-    Another process then resumes every run: none is refused, no acknowledged row is lost,
-    the file is intact."""
+    """Six runs in one child; after ``hold`` grouped transactions (two or more rows each)
+    the store's worker thread blocks inside the next one once ``rows`` rows are in,
+    before its commit (SQLite's write lock or PostgreSQL's row locks held, verified from
+    outside), and the child is killed there. The lock dies with the child; another
+    process then resumes every run: none is refused, no acknowledged row is lost, the
+    file is intact. Three rounds, alternating asyncio and trio."""
     seed = seed_of()
     print(f"\ngroup-commit kill on {store.kind}: seed={seed} (replay with {SEED_ENV}={seed})")
     app = f"cano_kill_{uuid.uuid4().hex[:8]}"
     loop = Loop(store, tmp_path, seed, env={"PGAPPNAME": app}, spares=1)
     try:
         for attempt in range(3):
-            runs = [Run(f"g{attempt}-{i}-{seed % 10000}", fail=i % 3 == 2) for i in range(6)]
-            wids = [r.id for r in runs]
-            before = store.snapshot(wids)
-            backend = ("asyncio", "trio")[attempt % 2]
-            cmd = loop.command(runs, before, backend, fast=True, hold=loop.rng.randrange(1, 4))
-            child = loop.pool.take()
-            child.send(cmd)
-            line = child.readline(TIMEOUT)
-            if line.strip() == "go":  # the store is open; now wait for the held commit
-                line = child.readline(TIMEOUT)
-            assert line.startswith("holding"), (
-                f"seed={seed}: the child ended without a grouped commit to hold: {line!r}"
-            )
-            in_batch = int(line.split()[1])
-            assert in_batch >= 2
+            backends = ("asyncio", "trio")[attempt % 2], ("trio", "asyncio")[attempt % 2]
+            runs, child, in_txn, verify = held_child(loop, f"g{attempt}", backends[0])
             time.sleep(0.05)
             if isinstance(store, SqliteFile):
-                assert store.lock_is_held(), "the held commit does not hold the write lock"
+                assert store.lock_is_held(), "the held transaction does not hold the write lock"
             else:
                 assert "idle in transaction" in store.backends_in_transaction(app)
             child.kill()
-            loop.verify(runs, cmd, before, True, {"runs": {}})
+            verify()
             acked = sum(len(r.acked) for r in runs)
-            assert acked > 0, f"seed={seed}: nothing was acknowledged before the held commit"
+            assert acked > 0, f"seed={seed}: nothing was acknowledged before the hold"
             if isinstance(store, SqliteFile):
                 assert not store.lock_is_held(), "the write lock outlived the killed child"
             else:
@@ -705,20 +739,10 @@ def test_kill_inside_a_group_commit(store: Store, tmp_path: Path) -> None:
                     time.sleep(0.05)  # the server sees the closed socket and rolls back
                 assert not store.backends_in_transaction(app), "the killed child's backend lives"
             # one process resumes (or, for a run with no row yet, starts) every run
-            loop.child(runs, None, ("trio", "asyncio")[attempt % 2])
+            loop.child(runs, None, backends[1])
             assert all(r.done for r in runs), [r.id for r in runs if not r.done]
-            assert [r.outcome for r in runs] == [
-                {
-                    "error": "StateFailure",
-                    "category": "task_execution",
-                    "message": "finish: the order was rejected",
-                    "state": "FINISH",
-                }
-                if r.fail
-                else {"result": "DONE"}
-                for r in runs
-            ]
-            print(f"attempt {attempt}: held a commit of {in_batch} rows, {acked} rows acked")
+            assert [r.outcome for r in runs] == [EXPECTED_END[r.fail] for r in runs]
+            print(f"attempt {attempt}: killed holding {in_txn} rows, {acked} rows acknowledged")
     finally:
         loop.close()
     print(f"group-commit kill on {store.kind}: {dict(sorted(loop.stats.items()))}")
