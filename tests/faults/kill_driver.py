@@ -26,6 +26,9 @@ one JSON object with ``c`` (child tag), ``r`` (run id) and ``ev``:
 - ``ack``: the row ``seq`` (of ``state`` and ``kind``) was appended and the store's
   ``append`` returned (the store class is subclassed: ``append`` journals after
   ``super().append``), so the row is acknowledged and must survive any kill.
+- ``load``: the log ``load_run`` returned (``rows``: sequence, state, task id, kind, blob
+  text), i.e. the log the resume was rebuilt from (with PostgreSQL a killed child's last
+  commit may land after the parent looked, so the parent reads it here).
 - ``fx``: a side effect of ``state`` at the run's sequence ``seq`` (the last acknowledged
   row, i.e. the state's entry row or its latest cursor row) and ``att`` (the attempt, for
   PREP), ``cursor`` (PAGES), ``item`` (ITEMS), ``branch`` (FAN), ``token`` (RESERVE, CHARGE:
@@ -102,11 +105,16 @@ class Journal:
         os.fsync(self.fd)
 
 
+def _text(blob: bytes | None) -> str | None:
+    return None if blob is None else blob.decode()
+
+
 def journaled(base: type[Any], journal: Journal, pause: Callable[[], float]) -> type[Any]:
     """``base`` (a store class) whose ``append`` journals the row once it has returned
     (the row is then acknowledged, and must survive any kill) and then pauses, as a slow
     caller would: kills land between a row and whatever the engine does next, e.g. after
-    a saga step's completion row and before the next state's row."""
+    a saga step's completion row and before the next state's row. ``load_run`` journals
+    the log it returns: the exact log a resume starts from."""
 
     class Journaled(base):  # type: ignore[misc]
         last_seq: ClassVar[dict[str, int]] = {}  # one store class per child
@@ -116,6 +124,18 @@ def journaled(base: type[Any], journal: Journal, pause: Callable[[], float]) -> 
             journal.write(workflow_id, "ack", seq=row.sequence, state=row.state, kind=int(row.kind))
             self.last_seq[workflow_id] = row.sequence
             await anyio.sleep(pause())
+
+        async def load_run(self, workflow_id: str, *args: Any, **kw: Any) -> list[CheckpointRow]:
+            rows: list[CheckpointRow] = await super().load_run(workflow_id, *args, **kw)
+            journal.write(
+                workflow_id,
+                "load",
+                rows=[
+                    [r.sequence, r.state, r.task_id, int(r.kind), _text(r.output_blob)]
+                    for r in rows
+                ],
+            )
+            return rows
 
     Journaled.__name__ = base.__name__
     return Journaled
