@@ -13,9 +13,10 @@ run it carried, `Loop.check` verifies:
   a log may only vanish as a whole, and only when the run had reached its exit state or
   rolled back completely (the clear at the end of a run);
 - no state before the resume point re-run: a child's first effect is in the state of the
-  log's last row (a resumed stepped task at its last committed cursor), and it never
-  runs an effect in an earlier state; every effect ran after its state's row was
-  acknowledged; states run in order, none skipped; the retried task runs attempt 1, 2;
+  last row of the log its resume loaded (a resumed stepped task at its last committed
+  cursor), which extends the log the parent saw after the kill, and it never runs an
+  effect in an earlier state; every effect ran after its state's row was acknowledged;
+  states run in order, none skipped; the retried task runs attempt 1, then 2;
 - no stray compensation: compensations run only in a run that fails, only after its
   failure, and are exactly (a prefix of, if killed meanwhile) the completion rows of the
   log at resume plus the steps this child completed, newest first;
@@ -76,7 +77,7 @@ GO_SHARE = 0.8
 ORDER = ["PREP", "RESERVE", "ITEMS", "PAGES", "FAN", "CHARGE", "FINISH", "DONE"]
 RANK = {state: i for i, state in enumerate(ORDER)}
 COMPENSATABLE = ("RESERVE", "CHARGE")
-ENTRY, COMPLETION, CURSOR = 0, 1, 2  # RowKind values
+COMPLETION, CURSOR = 1, 2  # RowKind values
 
 
 class Row(NamedTuple):
@@ -152,9 +153,6 @@ class SqliteFile:
         finally:
             conn.close()  # also rolls the probe back
         return False
-
-    def close(self) -> None:
-        pass
 
 
 class PgTable:
