@@ -623,6 +623,8 @@ def kill_point(records: list[dict[str, Any]]) -> str:
         return "before its first append returned"
     if records[-1]["ev"] == "end":
         return "after a run ended"
+    if records[-1]["ev"] in ("start", "load"):
+        return "as a run started"
     last = records[-1]
     return f"after {'an effect' if last['ev'] == 'fx' else last['ev']} in {last.get('state')}"
 
