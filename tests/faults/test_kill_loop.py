@@ -161,21 +161,35 @@ class PgTable:
     def __init__(self, dsn: str, table: str) -> None:
         import psycopg
 
+        self.dsn = dsn
         self.conn = psycopg.connect(dsn, autocommit=True)
         self.table = table
         self.spec = f"postgres:{table}"
         self.kind = "postgres"
+
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Run a read; reconnect once if the shared server dropped this session (other
+        tests on a shared server may terminate backends)."""
+        import psycopg
+
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError:
+            if not self.conn.broken and not self.conn.closed:
+                raise
+            self.conn = psycopg.connect(self.dsn, autocommit=True)
+            return self.conn.execute(sql, params).fetchall()
 
     def snapshot(self, wids: list[str]) -> dict[str, list[Row]]:
         import psycopg
 
         rows: dict[str, list[Row]] = {wid: [] for wid in wids}
         try:
-            found = self.conn.execute(
+            found = self.query(
                 "SELECT workflow_id, sequence, state, task_id, output_blob, kind "
                 f"FROM {self.table} WHERE workflow_id = ANY(%s) ORDER BY workflow_id, sequence",
                 (wids,),
-            ).fetchall()
+            )
         except psycopg.errors.UndefinedTable:
             return rows
         for wid, *rest in found:
@@ -185,12 +199,8 @@ class PgTable:
 
     def backends(self, app: str) -> list[str]:
         """The states of the server processes of the child whose sessions are ``app``."""
-        return [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT state FROM pg_stat_activity WHERE application_name = %s", (app,)
-            ).fetchall()
-        ]
+        sql = "SELECT state FROM pg_stat_activity WHERE application_name = %s"
+        return [r[0] for r in self.query(sql, (app,))]
 
     def wait_gone(self, app: str) -> None:
         deadline = time.monotonic() + TIMEOUT
@@ -200,7 +210,10 @@ class PgTable:
             time.sleep(0.01)
 
     def close(self) -> None:
-        self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {self.table}")
         self.conn.close()
 
 
