@@ -30,7 +30,8 @@ The seed is printed (and named in every failure message); rerun with
 ``CANO_DSL_KILL_SEED=<seed>`` to replay the same draws (rounds, failing runs, kill
 delays, the children's pacing; where exactly a kill lands also depends on the machine).
 ``CANO_DSL_SOAK=1`` runs a long soak (1000 kills per store), ``CANO_DSL_SOAK=<n>`` runs
-``n`` kills per store.
+``n`` kills per store (the test's timeout grows to match; add ``-s`` to see the figures
+and ``-o faulthandler_timeout=0`` to spare the stack dump pytest prints after 280 s).
 
 `test_kill_inside_a_group_commit` kills a child that has several runs in flight while its
 store's worker thread is held inside a grouped transaction, rows inserted and not yet
