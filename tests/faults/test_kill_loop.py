@@ -478,6 +478,7 @@ class Loop:
         self.stats["kills" if killed else "completed children"] += 1
         self.stats[f"backend {cmd['backend']}"] += 1
         if killed:
+            self.stats[f"kills on {cmd['backend']}"] += 1
             self.stats[f"killed {kill_point(records)}"] += 1
             acked = {(r["r"], r["seq"]) for r in records if r["ev"] == "ack"}
             if any(
