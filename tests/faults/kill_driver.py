@@ -5,13 +5,15 @@ so the parent can start it ahead of time and a kill never lands in the interpret
 start-up::
 
     {"tag": "c7", "store": "sqlite:/tmp/x.db" | "postgres:TABLE", "journal": "fx.jsonl",
-     "backend": "asyncio" | "trio", "seed": 123, "fast": false, "hold": null | N, "hold_rows": 2,
-     "runs": [{"id": "r3-0", "mode": "run" | "resume", "fail": false, "observe": true}, ...]}
+     "backend": "asyncio" | "trio", "seed": 123, "fast": false,
+     "hold": null | N, "hold_rows": 2,
+     "runs": [{"id": "r3-0", "mode": "run" | "resume", "fail": false, "observe": true}]}
 
-It opens the store, prints ``go`` and drives every run of ``runs`` concurrently on one store object (so their appends
-share group commits) and prints one JSON line ``{"runs": {id: outcome}}`` at the end. A
-run with ``observe`` has an observer (the engine's dispatch path); one without runs its
-plain tasks on the engine's inline fast path.
+It opens the store, prints ``go``, drives every run of ``runs`` concurrently on one store
+object (so their appends share group commits) and prints one JSON line
+``{"runs": {id: outcome}}`` at the end. A run with ``observe`` has an observer (the
+engine's dispatch path); one without runs its plain tasks on the engine's inline fast
+path. ``seed`` draws the pauses after effects and appends (none with ``fast``).
 
 The workflow (one per run)::
 
@@ -23,6 +25,7 @@ The journal is an append-only file (``O_APPEND``, one ``write`` and an ``fsync``
 that every child of a test shares; a SIGKILL never takes back a record. Each record is
 one JSON object with ``c`` (child tag), ``r`` (run id) and ``ev``:
 
+- ``start``: the run starts (``mode``).
 - ``ack``: the row ``seq`` (of ``state`` and ``kind``) was appended and the store's
   ``append`` returned (the store class is subclassed: ``append`` journals after
   ``super().append``), so the row is acknowledged and must survive any kill.
