@@ -349,6 +349,8 @@ class Run:
         self.acked: dict[int, tuple[str, int]] = {}  # acknowledged sequence -> (state, kind)
         self.done = False
         self.ending = False  # a child acknowledged its exit row or finished its rollback
+        self.sagas: set[str] = set()  # saga steps whose forward run has happened
+        self.undone = False  # a compensation has run
         self.children = 0
         self.outcome: dict[str, Any] | None = None
 
@@ -559,6 +561,16 @@ class Loop:
         assert undos == expected_undo[: len(undos)], (
             f"{where}: compensations {undos}, expected (a prefix of) {expected_undo}"
         )
+        # at-least-once, as documented: figures for what a kill costs
+        for e in fx:
+            if e["state"] in COMPENSATABLE:
+                if e["state"] in run.sagas:
+                    self.stats["saga steps run again after a kill"] += 1
+                run.sagas.add(e["state"])
+        if undos:
+            if run.undone:
+                self.stats["rollbacks run again after a kill"] += 1
+            run.undone = True
 
         if after or not run.acked:
             assert after[: len(before)] == before, (
