@@ -59,7 +59,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import anyio
-import trio  # noqa: F401 - imported before "ready", so a trio child starts as fast as asyncio
 
 from cano_dsl import (
     CanoError,
