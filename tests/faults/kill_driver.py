@@ -5,7 +5,7 @@ so the parent can start it ahead of time and a kill never lands in the interpret
 start-up::
 
     {"tag": "c7", "store": "sqlite:/tmp/x.db" | "postgres:TABLE", "journal": "fx.jsonl",
-     "backend": "asyncio" | "trio", "seed": 123, "fast": false,
+     "backend": "asyncio" | "trio", "seed": 123, "fast": false, "durability": "normal",
      "hold": null | N, "hold_rows": 2,
      "runs": [{"id": "r3-0", "mode": "run" | "resume", "fail": false, "observe": true}]}
 
@@ -268,12 +268,12 @@ def build(ctx: RunCtx) -> Workflow[S]:
     )
 
 
-def open_store(spec: str, journal: Journal, pause: Callable[[], float]) -> Any:
+def open_store(spec: str, journal: Journal, pause: Callable[[], float], durability: str) -> Any:
     kind, _, rest = spec.partition(":")
     if kind == "sqlite":
         from cano_dsl.stores import SqliteCheckpointStore
 
-        return journaled(SqliteCheckpointStore, journal, pause)(rest)
+        return journaled(SqliteCheckpointStore, journal, pause)(rest, durability=durability)
     if kind == "postgres":
         from cano_dsl.stores import PostgresCheckpointStore
 
@@ -363,7 +363,7 @@ async def main(cmd: dict[str, Any]) -> dict[str, Any]:
             return 0.0
         return rng.uniform(0.0, 0.004)
 
-    store = open_store(cmd["store"], journal, pause)
+    store = open_store(cmd["store"], journal, pause, cmd.get("durability", "normal"))
     results: dict[str, Any] = {}
     try:
         await store.open()

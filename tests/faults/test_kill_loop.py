@@ -64,7 +64,7 @@ DRIVER = Path(__file__).resolve().with_name("kill_driver.py")
 PG_ENV = "CANO_DSL_TEST_POSTGRES_DSN"
 SEED_ENV = "CANO_DSL_KILL_SEED"
 SOAK_ENV = "CANO_DSL_SOAK"
-CI_KILLS = {"sqlite": 50, "postgres": 20}
+CI_KILLS = {"sqlite": 50, "postgres": 15}
 SOAK_KILLS = 1000
 TIMEOUT = 60.0  # a child that takes this long is stuck (generous: a loaded 2-core machine)
 # kill delays are drawn from [0, WINDOW) seconds; an uninterrupted child needs about
@@ -411,6 +411,8 @@ class Loop:
             "journal": str(self.journal),
             "backend": backend or ("asyncio", "trio")[self.children % 2],
             "seed": self.rng.randrange(2**32),
+            # SQLite: WAL with synchronous NORMAL or FULL (one fsync per group commit)
+            "durability": self.rng.choice(("normal", "full")),
             "runs": [
                 {
                     "id": r.id,
