@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, overloa
 
 import anyio
 
-from .. import _metrics
+from .. import _metrics, _spans
 from .._cancel import CancellationToken
 from .._config import TaskConfig, optional_seconds
 from .._errors import ConfigurationError
@@ -28,6 +28,8 @@ from ._split import JoinConfig, join_config_error
 __all__ = ["Unbound", "Workflow"]
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from ..tasks._base import TaskLike
     from ..tasks.batch import BatchLike
     from ..tasks.compensatable import CompensatableLike
@@ -122,6 +124,7 @@ class Workflow(Generic[S]):
         self._version = 0
         self._compensators: dict[str, Any] = {}
         self._validated: BaseException | bool | None = None
+        self._tracing_span: Any = None
 
     @classmethod
     def bare(cls) -> Workflow[Unbound]:
@@ -350,6 +353,14 @@ class Workflow(Generic[S]):
         check_observer(observer, "with_observer")
         return self._evolve(_observers=(*self._observers, observer))
 
+    def with_tracing_span(self, span: Span) -> Workflow[S]:
+        """Run under ``span`` (an OpenTelemetry span): it replaces the default
+        ``workflow_orchestrate`` / ``workflow_resume`` span as the parent of the run's
+        state spans, and is current while the run's tasks execute (so spans they open
+        are its descendants). The span is the caller's: the run does not end it.
+        Scheduler runs (``execute_flow``) do not use it."""
+        return self._evolve(_tracing_span=_spans.check_span(span, "with_tracing_span"))
+
     def with_total_timeout(self, timeout: float | datetime.timedelta) -> Workflow[S]:
         """Bound every run (from the first state to the exit) by ``timeout`` seconds."""
         return self._evolve(_total_timeout=optional_seconds(timeout, "total timeout"))
@@ -470,12 +481,21 @@ class Workflow(Generic[S]):
             )
 
     # -- running ----------------------------------------------------------------
-    def _new_run(self, workflow_id: str | None, cancel: CancellationToken | None) -> Run:
+    def _new_run(
+        self,
+        workflow_id: str | None,
+        cancel: CancellationToken | None,
+        span_name: str = "workflow_orchestrate",
+    ) -> Run:
         if cancel is not None and not isinstance(cancel, CancellationToken):
             raise ConfigurationError(f"cancel must be a CancellationToken, got {cancel!r}")
         if cancel is not None and cancel.is_disabled:
             cancel = None  # never fires: skip the race entirely
         run = Run(workflow_id, cancel)
+        # tracing is decided here, once per run (cano_dsl._spans)
+        tracer = run.tracer = _spans.tracer()
+        if tracer is not None or (self._tracing_span is not None and span_name != "execute_flow"):
+            run.span_name = span_name
         limit = self._total_timeout
         if limit is not None:
             run.started = anyio.current_time()
@@ -513,10 +533,12 @@ class Workflow(Generic[S]):
         """Run the machine without validation and without resource setup/teardown: the
         scheduler's entry point (it validates and sets resources up once per
         scheduler). Honours the total timeout, the token and the checkpoint store."""
-        return await self._drive(self._new_run(self._workflow_id, cancel), initial)
+        return await self._drive(self._new_run(self._workflow_id, cancel, "execute_flow"), initial)
 
     async def _drive(self, run: Run, initial: S) -> S:
         """The loop, with enclosing-scope cancellation reported once and drained."""
+        if run.span_name is not None:
+            return await self._drive_traced(run, initial)
         try:
             result: S = await fsm(self, run, initial)
             return result
@@ -524,6 +546,18 @@ class Workflow(Generic[S]):
             with anyio.CancelScope(shield=True):
                 await self._on_foreign_cancel(run, initial)
             raise
+
+    async def _drive_traced(self, run: Run, initial: S) -> S:
+        """`_drive` inside the run's root span (`cano_dsl._spans.workflow_span`)."""
+        name = run.span_name
+        assert name is not None
+        run.span_name = None
+        custom = self._tracing_span if name != "execute_flow" else None
+        with _spans.workflow_span(run.tracer, custom, name, run.workflow_id) as span:
+            result = await self._drive(run, initial)
+            if span is not None and custom is None:
+                span.set_attribute("final_state", result.name)
+            return result
 
     async def _drive_measured(self, run: Run, initial: S) -> S:
         """`_drive` for orchestrate / resume_from: the run counter, the duration histogram
