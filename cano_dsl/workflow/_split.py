@@ -246,7 +246,8 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any], state: Any
     async with anyio.create_task_group() as tg:
 
         async def branch(i: int) -> None:
-            attributes = {"task_id": i, "kind": "split"}
+            assert tracer is not None
+            attributes: dict[str, Any] = {"task_id": i, "kind": "split"}
             if state is not None:
                 attributes["state"] = state.name
             with tracer.start_as_current_span(_spans.SPLIT, attributes=attributes) as span:
