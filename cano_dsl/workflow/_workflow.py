@@ -19,11 +19,13 @@ from .._ids import check_workflow_id
 from .._observer import check_observer, notify
 from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
-from ..tasks._decorate import ModelSpec, constant, model_of
+from ..tasks._decorate import ModelSpec, constant, model_of, returning_method
+from ..tasks._targets import declared_targets
 from ._compensation import drain_stack
 from ._engine import clear_after_drain, fsm
 from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry, Run
 from ._split import JoinConfig, join_config_error
+from ._transitions import transition_problems, unreachable
 
 __all__ = ["Unbound", "Workflow"]
 
@@ -222,7 +224,16 @@ class Workflow(Generic[S]):
         config, name = self._captured(method, task)
         assert spec.invoker is not None
         invoke, pass_res = spec.invoker(task)
-        entry = Entry(_KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res)
+        to = declared_targets(
+            task,
+            returning_method(spec, type(task)),
+            spec.returns_tuple,
+            state_type,
+            f"{method}({state.name}, ...)",
+        )
+        entry = Entry(
+            _KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res, to=to
+        )
         return self._with_entry(state, entry, state_type)
 
     # -- registration -----------------------------------------------------------
@@ -447,7 +458,12 @@ class Workflow(Generic[S]):
         return state in self._entries or state in self._exit_set
 
     def validate(self) -> None:
-        """Check the workflow's shape; raise `ConfigurationError` (REFERENCE §1.3)."""
+        """Check the workflow's shape; raise `ConfigurationError` (REFERENCE §1.3).
+
+        With declared transitions (``to=``, ``Literal`` return annotations; see
+        docs/transitions.md) it also reports, in one error listing every problem, a
+        declared target that is neither registered nor an exit state and a state with
+        no path to an exit state. An undeclared task counts as "may go anywhere"."""
         cached = self._validated
         if cached is True:
             return
@@ -470,10 +486,30 @@ class Workflow(Generic[S]):
                 err = join_config_error(entry.join, self._is_known)
                 if err is not None:
                     return err
+        problems = transition_problems(self._entries, self._exit_set)
+        if problems:
+            listed = "".join(f"\n  - {p}" for p in problems)
+            return ConfigurationError(
+                f"Workflow declared transitions: {len(problems)} problem(s):{listed}"
+            )
         return None
 
     def validate_initial_state(self, state: S) -> None:
-        """``state`` must be registered or an exit state."""
+        """``state`` must be registered or an exit state, and with declared transitions
+        every registered state must be reachable from it (a `ConfigurationError` lists
+        the ones that are not). `orchestrate` checks only the first part: a workflow
+        may be entered at several states."""
+        self._check_initial(state)
+        missed = unreachable(self._entries, self._exit_set, state)
+        if missed:
+            names = ", ".join(m.name for m in missed)
+            raise ConfigurationError(
+                f"Workflow declared transitions: from initial state {state.name} no run "
+                f"can enter {names} (their tasks never run); declare a transition into "
+                "them or remove them"
+            )
+
+    def _check_initial(self, state: S) -> None:
         if not self._is_known(state):
             shown = state.name if isinstance(state, enum.Enum) else repr(state)
             raise ConfigurationError(
@@ -516,7 +552,7 @@ class Workflow(Generic[S]):
         a dirty rollback). ``cancel`` ends the run with a wrapped `WorkflowCancelled`.
         """
         self.validate()
-        self.validate_initial_state(initial)
+        self._check_initial(initial)
         if self._store is not None and self._workflow_id is None:
             raise ConfigurationError(
                 "a checkpoint store is attached but no workflow id: call "
