@@ -69,7 +69,8 @@ class TracingObserver(WorkflowObserver):
     Independent of this observer, a run with a configured global tracer provider
     produces cano's own span tree (``workflow_orchestrate``, ``single_task_execution``,
     ``run_with_retries``, ``task_attempt``, ...; see docs/tracing.md); this observer's
-    task spans then sit next to the state spans, under the run's root span.
+    task spans are then children of the state spans, its run events land on the run's
+    root span.
     """
 
     def __init__(self, tracer: Tracer | None = None) -> None:

@@ -366,3 +366,25 @@ async def test_without_a_configured_provider_no_span_is_made() -> None:
 def test_with_tracing_span_takes_a_span() -> None:
     with pytest.raises(ConfigurationError, match="OpenTelemetry span"):
         Workflow().with_tracing_span("request")  # type: ignore[arg-type]
+
+
+async def test_a_tracing_observer_works_alongside_the_automatic_spans(tree: Tree) -> None:
+    from cano_dsl.observability import TracingObserver
+
+    wf = (
+        Workflow()
+        .register(Step.A, flaky(1))
+        .register(Step.B, finish)
+        .add_exit_state(Step.DONE)
+        .with_observer(TracingObserver())
+    )
+    assert await wf.orchestrate(Step.A) is Step.DONE
+    root = tree.one("workflow_orchestrate")
+    a, b = tree.children(root, "single_task_execution")
+    # the observer's task span is a child of the state span it reports on
+    (flaky_span,) = tree.children(a, "task flaky")
+    assert flaky_span.attributes["cano.outcome"] == "completed"
+    assert [e.name for e in flaky_span.events] == ["task retry"]
+    assert len(tree.children(b, "task finish")) == 1
+    # run-level events land on the current span: the root's state-enter events
+    assert [e.attributes["cano.state"] for e in root.events] == ["A", "B", "DONE"]
