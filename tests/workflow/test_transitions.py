@@ -442,3 +442,42 @@ def test_the_graph_draws_declared_edges_bold_and_inferred_ones_thin() -> None:
     dot = render_dot(graph)
     assert '    "A" -> "B" [style=bold];' in dot.splitlines()
     assert '    "B" -> "DONE";' in dot.splitlines()
+
+
+def test_cano_dsl_validate_prints_every_problem(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "declared_flow.py").write_text(
+        "import enum\n"
+        "from cano_dsl import Workflow, task\n"
+        "class Step(enum.Enum):\n"
+        "    A = 1\n"
+        "    B = 2\n"
+        "    C = 3\n"
+        "    DONE = 4\n"
+        "@task(to=(Step.B, Step.C))\n"
+        "async def a() -> Step:\n"
+        "    return Step.B\n"
+        "@task(to=Step.B)\n"
+        "async def b() -> Step:\n"
+        "    return Step.B\n"
+        "wf = Workflow().register(Step.A, a).register(Step.B, b).add_exit_state(Step.DONE)\n",
+        encoding="utf-8",
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(tmp_path)]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cano_dsl", "validate", "declared_flow:wf"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    assert "declares C, which is neither registered nor an exit state" in proc.stderr
+    assert "state A cannot reach an exit state" in proc.stderr
+    assert "state B cannot reach an exit state" in proc.stderr
