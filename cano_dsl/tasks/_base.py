@@ -57,7 +57,7 @@ def _task_invoker(task: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return task.run_bare, False
 
 
-TASK_SPEC = ModelSpec("task", one_of=("run", "run_bare"))
+TASK_SPEC = ModelSpec("task", one_of=("run", "run_bare"), returns=("run", "run_bare"))
 
 
 class Task(abc.ABC, Generic[S]):

@@ -147,6 +147,7 @@ def _batch_invoker(b: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 BATCH_SPEC = ModelSpec(
     "batch",
     required=("load", "process_item", "finish"),
+    returns=("finish",),
     constants=("concurrency", "item_retry", "config", "name"),
     checks={"concurrency": concurrency_error},
 )

@@ -32,7 +32,9 @@ def _compensatable_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]
     return t.run, True
 
 
-COMPENSATABLE_SPEC = ModelSpec("compensatable", required=("run", "compensate"))
+COMPENSATABLE_SPEC = ModelSpec(
+    "compensatable", required=("run", "compensate"), returns=("run",), returns_tuple=True
+)
 
 
 class CompensatableLike(Protocol[S_co]):

@@ -23,7 +23,7 @@ def _router_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return t.route, True
 
 
-ROUTER_SPEC = ModelSpec("router", required=("route",))
+ROUTER_SPEC = ModelSpec("router", required=("route",), returns=("route",))
 
 
 class RouterLike(Protocol[S_co]):

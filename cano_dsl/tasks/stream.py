@@ -197,6 +197,7 @@ def _stream_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 STREAM_SPEC = ModelSpec(
     "stream",
     required=("open", "process_item", "flush_window", "on_close"),
+    returns=("on_close",),
     constants=("window", "on_item_error", "config", "name"),
     generator_ok=frozenset({"open"}),
 )

@@ -85,7 +85,7 @@ def _timer_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return partial(run_timer, t), True
 
 
-TIMER_SPEC = ModelSpec("timer", required=("wait", "after_wait"))
+TIMER_SPEC = ModelSpec("timer", required=("wait", "after_wait"), returns=("after_wait",))
 
 
 class TimerLike(Protocol[S_co]):
