@@ -13,6 +13,7 @@ from ._model import RunModel
 
 __all__ = ["graph_svg"]
 
+TIMES = "\u00d7"  # the multiplication sign of counts
 _NODE_H = 46
 _ROW_GAP = 26
 _COL_GAP = 86
@@ -113,7 +114,7 @@ def _layout(nodes: list[_Node], edges: list[_Edge], initial: str | None) -> tupl
                 n.order = float(i)
     tallest = max((len(c) for c in columns.values()), default=1)
     height = tallest * (_NODE_H + _ROW_GAP) - _ROW_GAP
-    x = _PAD
+    x: float = _PAD
     for r in sorted(columns):
         col = columns[r]
         width = max(n.width for n in col)
@@ -141,7 +142,10 @@ def _edge_path(a: _Node, b: _Node) -> tuple[str, float, float]:
     """An SVG path from ``a`` to ``b`` and where to put its label."""
     if a is b:
         x, y = a.x + a.width / 2, a.y
-        d = f"M {x - 14:.1f} {y:.1f} C {x - 34:.1f} {y - 46:.1f} {x + 34:.1f} {y - 46:.1f} {x + 14:.1f} {y:.1f}"
+        d = (
+            f"M {x - 14:.1f} {y:.1f} C {x - 34:.1f} {y - 46:.1f} "
+            f"{x + 34:.1f} {y - 46:.1f} {x + 14:.1f} {y:.1f}"
+        )
         return d, x, y - 40
     if b.rank > a.rank:
         x1, y1 = a.x + a.width, a.y + _NODE_H / 2
@@ -208,7 +212,7 @@ def graph_svg(model: RunModel, workflow: Any) -> tuple[str, list[str]]:
         marker = "arrow-taken" if count else "arrow"
         tip = f"{e.source} → {e.target}"
         if count:
-            tip += f": taken {count}×"
+            tip += f": taken {count}{TIMES}"
         if e.observed_only:
             tip += " (taken, but not found in the task's source)"
         out.append(
@@ -217,7 +221,7 @@ def graph_svg(model: RunModel, workflow: Any) -> tuple[str, list[str]]:
         )
         label = f"join: {e.join}" if e.join else ""
         if count > 1:
-            label = f"{label} ×{count}".strip()
+            label = f"{label} {TIMES}{count}".strip()
         if label:
             out.append(
                 f'<text class="edge-label{" taken" if count else ""}" x="{lx:.1f}" '
@@ -232,7 +236,7 @@ def graph_svg(model: RunModel, workflow: Any) -> tuple[str, list[str]]:
         cls = f"node {st or 'unvisited'}"
         tip = f"{n.name} ({n.kind})"
         if n.name in visits:
-            tip += f": entered {visits[n.name]}×"
+            tip += f": entered {visits[n.name]}{TIMES}"
         else:
             tip += ": not entered"
         out.append(f'<g class="{cls}" data-state="{escape(n.name)}"><title>{escape(tip)}</title>')
@@ -270,7 +274,8 @@ def graph_svg(model: RunModel, workflow: Any) -> tuple[str, list[str]]:
             out.append(
                 f'<g class="badge"><circle cx="{n.x + n.width:.1f}" cy="{n.y:.1f}" r="11" '
                 f'fill="#1d4ed8"/><text x="{n.x + n.width:.1f}" y="{n.y + 4:.1f}" '
-                f'text-anchor="middle" fill="#fff" font-size="11">{visits[n.name]}×</text></g>'
+                f'text-anchor="middle" fill="#fff" font-size="11">'
+                f"{visits[n.name]}{TIMES}</text></g>"
             )
         out.append("</g>")
     out.append("</svg>")

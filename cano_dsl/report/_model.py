@@ -5,6 +5,7 @@ compensation stack and the outcome. The page is drawn from this model."""
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -128,7 +129,7 @@ class RunModel:
     def transitions(self) -> Counter[tuple[str, str]]:
         """How many times each ``(source, target)`` transition was taken."""
         path = self.path
-        return Counter(zip(path, path[1:]))
+        return Counter(itertools.pairwise(path))
 
     def time_by_state(self) -> list[tuple[str, float, int]]:
         """``(state, seconds, visits)`` by descending time (timed runs only)."""
@@ -180,7 +181,7 @@ def _config_for(entry: Any, task_id: str) -> Any:
     if entry is None:
         return None
     if entry.kind == "split":
-        name, _, rest = task_id.rpartition("[")
+        _, _, rest = task_id.rpartition("[")
         try:
             index = int(rest.rstrip("]"))
             return entry.configs[index]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ._graph_svg import graph_svg
+from ._graph_svg import TIMES, graph_svg
 from ._model import RunModel
 from ._timeline import duration, timeline_html
 
@@ -50,7 +50,8 @@ section { background:#fff; border:1px solid var(--line); border-radius:10px;
 .cat { display:inline-block; font:600 12px/1 ui-monospace,SFMono-Regular,Menlo,monospace;
   background:#fee2e2; color:#991b1b; border-radius:4px; padding:4px 6px; margin-right:6px; }
 .stats { display:flex; gap:28px; margin-left:auto; }
-.stat b { display:block; font-size:20px; white-space:nowrap; } .stat span { color:var(--muted); font-size:12px; }
+.stat b { display:block; font-size:20px; white-space:nowrap; }
+.stat span { color:var(--muted); font-size:12px; }
 .spent { display:flex; height:30px; border-radius:6px; overflow:hidden; margin:6px 0 10px;
   background:var(--line); }
 .spent div { color:#fff; font-size:12px; font-weight:600; white-space:nowrap; overflow:hidden;
@@ -121,7 +122,9 @@ _JS = """
       clear();
       var name = el.getAttribute('data-state');
       document.querySelectorAll('[data-state]').forEach(function (other) {
-        if (other.getAttribute('data-state') === name) { other.classList.add('hl'); marked.push(other); }
+        if (other.getAttribute('data-state') === name) {
+          other.classList.add('hl'); marked.push(other);
+        }
       });
     });
     el.addEventListener('mouseleave', clear);
@@ -230,7 +233,7 @@ def _where_time_went(model: RunModel) -> str:
             f"<tr data-state='{escape(state)}'><td><span class='swatch' "
             f"style='background:{colors[state]}'></span>{escape(state)}{mark}</td>"
             f"<td class='num'>{duration(seconds)}</td><td class='num'>{pct:.0f}%</td>"
-            f"<td class='num'>{visits}×</td></tr>"
+            f"<td class='num'>{visits}{TIMES}</td></tr>"
         )
     top, top_s, _ = spent[0]
     lead = f"Most of the time went to <b>{escape(top)}</b> ({top_s / total * 100:.0f}%)."

@@ -229,7 +229,8 @@ def _timed(model: RunModel) -> str:
             f'<line class="grid" x1="{x:.1f}" y1="{_TOP - 6}" x2="{x:.1f}" y2="{height - 8:.1f}"/>'
         )
         axis.append(
-            f'<text class="tick" x="{x:.1f}" y="{_TOP - 12}" text-anchor="middle">{escape(duration(t) if t else "0")}</text>'
+            f'<text class="tick" x="{x:.1f}" y="{_TOP - 12}" text-anchor="middle">'
+            f"{escape(duration(t) if t else '0')}</text>"
         )
     head = (
         f'<svg id="timeline" class="timeline" viewBox="0 0 {width} {height:.0f}" width="{width}" '
