@@ -312,7 +312,7 @@ def _finish(session: _Session, attempt: Callable[[], enum.Enum], out: TextIO, er
         final = attempt()
     except _Interrupted:
         if session.progress is not None:
-            session.progress.finish()
+            session.progress.finish(interrupted=True)
         print(f"path: {_path(recorder)}", file=out)
         line = f"interrupted in state {_last_state(recorder)}"
         if session.resume_hint and _logged(session):
@@ -323,7 +323,7 @@ def _finish(session: _Session, attempt: Callable[[], enum.Enum], out: TextIO, er
         return 130
     except Exception as exc:
         if session.progress is not None:
-            session.progress.finish()
+            session.progress.finish(failed=True)
         print(f"path: {_path(recorder)}", file=out)
         print(f"{PROG}: run failed: {_describe(exc)}", file=err)
         if session.resume_hint and _logged(session):

@@ -4,7 +4,7 @@ the attempts it took and the time spent in it (``run`` and ``runs resume``)."""
 from __future__ import annotations
 
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from .._errors import category_of
 from .._observer import WorkflowObserver
@@ -72,6 +72,11 @@ class Progress(WorkflowObserver):
     def on_cancelled(self, state: str) -> None:
         self.cancelled = True
 
-    def finish(self, *_: Any) -> None:
-        """Print the line of the state the run ended in."""
+    def finish(self, *, failed: bool = False, interrupted: bool = False) -> None:
+        """Print the line of the state the run ended in (``failed``: the run raised;
+        ``interrupted``: Ctrl-C)."""
+        if failed:
+            self.failed = True
+        elif interrupted and not self.failed:
+            self.cancelled = True
         self._line(time.monotonic())

@@ -1,11 +1,14 @@
 """Workflows the CLI tests drive through ``python -m cano_dsl`` (this folder is put on
 PYTHONPATH). Behaviour is steered by environment variables so one module serves every
-test: CANO_CLI_SLOW picks the router's slow branch, CANO_CLI_FAIL makes CHARGE fail."""
+test: CANO_CLI_SLOW picks the router's slow branch, CANO_CLI_FAIL makes CHARGE fail,
+CANO_CLI_HANG makes CHARGE wait (for Ctrl-C)."""
 
 from __future__ import annotations
 
 import enum
 import os
+
+import anyio
 
 from cano_dsl import MemoryStore, Resources, TaskConfig, Workflow, router, task
 from cano_dsl.workflow import JoinConfig, JoinStrategy
@@ -92,6 +95,8 @@ pipeline = build_pipeline()
 
 @task(config=TaskConfig.minimal(), name="charge")
 async def charge() -> Step:
+    if os.environ.get("CANO_CLI_HANG"):
+        await anyio.sleep(600)
     if os.environ.get("CANO_CLI_FAIL"):
         raise ConnectionError("payment gateway down")
     return Step.DONE
