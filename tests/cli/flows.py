@@ -10,7 +10,7 @@ import os
 
 import anyio
 
-from cano_dsl import MemoryStore, Resources, TaskConfig, Workflow, router, task
+from cano_dsl import MemoryStore, Resources, RetryMode, TaskConfig, Workflow, router, task
 from cano_dsl.workflow import JoinConfig, JoinStrategy
 
 
@@ -120,3 +120,22 @@ def needs_argument(x: int) -> Workflow[Step]:
 
 def returns_other() -> int:
     return 7
+
+
+ATTEMPTS = {"flaky": 0}
+
+
+@task(config=TaskConfig().with_retry(RetryMode.fixed(3, 0.01)), name="flaky")
+async def flaky() -> Step:
+    ATTEMPTS["flaky"] += 1
+    if ATTEMPTS["flaky"] < 3:
+        raise ConnectionError(f"flaky attempt {ATTEMPTS['flaky']}")
+    return Step.DONE
+
+
+retrying = (
+    Workflow.bare()
+    .register(Step.START, Forward(Step.CHARGE, "reserve"))
+    .register(Step.CHARGE, flaky)
+    .add_exit_state(Step.DONE)
+)
