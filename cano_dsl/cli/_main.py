@@ -6,6 +6,7 @@ import argparse
 import enum
 import functools
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -361,6 +362,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         hint = f"{PROG} runs resume {workflow_id} {args.target} --store {url.text}"
     elif workflow_id is not None:
         wf = wf.with_workflow_id(workflow_id)
+    for warning in wf.warnings():
+        print(f"{PROG}: warning: {warning}", file=err)
     wf, session = _watch(wf, args.quiet, err)
     session.resume_hint, session.report, session.workflow_id = hint, args.report, workflow_id
     attempt = functools.partial(_drive, wf, store, args.backend, lambda w: w.orchestrate(initial))
@@ -377,6 +380,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except Exception as exc:
         print(f"{PROG}: invalid workflow: {exc}", file=err)
         return 1
+    for warning in wf.warnings():
+        print(f"{PROG}: warning: {warning}", file=err)
     states = ", ".join(s.name for s in wf.registered_states())
     exits = ", ".join(s.name for s in wf.exit_states)
     print(f"ok: {state_enum(wf).__name__} workflow", file=out)
@@ -539,6 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "runs":
         command = f"runs {args.runs_command}"
     out, err = sys.stdout, sys.stderr
+    # the commands print Workflow.warnings() themselves; without a logging setup of the
+    # caller's, validate()'s log records would print them a second time
+    workflow_log = logging.getLogger("cano_dsl.workflow")
+    if not workflow_log.hasHandlers():
+        workflow_log.addHandler(logging.NullHandler())
     try:
         return _COMMANDS[command](args, out, err)
     except CliError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-import functools
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any, Generic, Literal
@@ -25,6 +25,19 @@ from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry
 from ._split import JoinConfig, join_config_error
 
 __all__ = ["Workflow"]
+
+_log = logging.getLogger("cano_dsl.workflow")
+
+
+def _shown(entry: Entry) -> str:
+    if entry.kind == SPLIT:
+        return f"a split of {len(entry.tasks)}"
+    return entry.task_id or type(entry.task).__qualname__
+
+
+def _state_name(state: Any) -> str:
+    return f"{type(state).__name__}.{state.name}" if isinstance(state, enum.Enum) else "initial"
+
 
 # Which task models each registration method takes.
 _COMPANION_MODELS = frozenset({"task", "router", "poll", "timer", "batch", "stepped", "stream"})
@@ -81,6 +94,7 @@ class Workflow(Generic[S]):
         self._version = 0
         self._compensators: dict[str, Any] = {}
         self._validated: BaseException | bool | None = None
+        self._replaced: tuple[str, ...] = ()
 
     @classmethod
     def bare(cls) -> Workflow[Any]:
@@ -112,6 +126,12 @@ class Workflow(Generic[S]):
         where = f"{method}({state.name}, ...)"
         spec = model_of(task)
         if spec is None:
+            if isinstance(task, (list, tuple, set, frozenset)) and method != "register_split":
+                raise ConfigurationError(
+                    f"{where}: got a {type(task).__name__} of tasks; to run several tasks "
+                    f"in parallel in one state use register_split({state.name}, [a, b], "
+                    "JoinConfig(JoinStrategy.all(), NEXT_STATE))"
+                )
             if isinstance(task, type):
                 if getattr(task, "__cano_model__", None) is not None:
                     raise ConfigurationError(
@@ -170,7 +190,14 @@ class Workflow(Generic[S]):
         if entry.kind == COMPENSATABLE:
             compensators[entry.task_id] = entry.task
         entries[state] = entry
-        return self._evolve(_entries=entries, _compensators=compensators, _state_type=state_type)
+        replaced = self._replaced
+        if old is not None:  # allowed (cano replaces), but often a slip: say so
+            what = f"{state.name} was registered twice: {_shown(old)} replaced by {_shown(entry)}"
+            _log.debug("%s", what)
+            replaced = (*replaced, what)
+        return self._evolve(
+            _entries=entries, _compensators=compensators, _state_type=state_type, _replaced=replaced
+        )
 
     def _register_one(self, method: str, state: S, task: Any) -> Workflow[S]:
         state_type = self._check_state(state, method)
@@ -326,7 +353,8 @@ class Workflow(Generic[S]):
         return state in self._entries or state in self._exit_set
 
     def validate(self) -> None:
-        """Check the workflow's shape; raise `ConfigurationError` (REFERENCE §1.3)."""
+        """Check the workflow's shape; raise `ConfigurationError` (REFERENCE §1.3). The
+        first call also logs each of `warnings` on the ``cano_dsl.workflow`` logger."""
         cached = self._validated
         if cached is True:
             return
@@ -334,8 +362,23 @@ class Workflow(Generic[S]):
             raise cached
         err = self._validation_error()
         self._validated = err if err is not None else True
+        for warning in self.warnings():
+            _log.warning("%s", warning)
         if err is not None:
             raise err
+
+    def warnings(self) -> list[str]:
+        """Things that are allowed but usually a slip: a state registered twice (the
+        last registration wins) and a state both registered and an exit state (it is
+        never run: the run stops there). `validate` never raises for them."""
+        found = list(self._replaced)
+        for state in self._exits:
+            if state in self._entries:
+                found.append(
+                    f"{state.name} is both registered and an exit state: a run stops when "
+                    "it enters it and its task never runs"
+                )
+        return found
 
     def _validation_error(self) -> ConfigurationError | None:
         if not self._entries:
@@ -472,6 +515,21 @@ class Workflow(Generic[S]):
         backend: Literal["asyncio", "trio"] | str = "asyncio",
         cancel: CancellationToken | None = None,
     ) -> S:
-        """`orchestrate` from synchronous code, on a fresh event loop."""
-        result: S = anyio.run(functools.partial(self.orchestrate, initial, cancel), backend=backend)
+        """`orchestrate` from synchronous code, on a fresh event loop (in async code,
+        ``await workflow.orchestrate(initial)`` instead)."""
+        started = []
+
+        async def go() -> S:
+            started.append(True)
+            return await self.orchestrate(initial, cancel)
+
+        try:
+            result: S = anyio.run(go, backend=backend)
+        except RuntimeError as exc:
+            if started:
+                raise
+            raise RuntimeError(
+                f"run_sync cannot start an event loop inside a running one ({exc}); in "
+                f"async code use `await workflow.orchestrate({_state_name(initial)})`"
+            ) from exc
         return result

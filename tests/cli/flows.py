@@ -139,3 +139,5 @@ retrying = (
     .register(Step.CHARGE, flaky)
     .add_exit_state(Step.DONE)
 )
+
+twice = payments.register(Step.CHARGE, start).register(Step.DONE, start)

@@ -312,3 +312,24 @@ def test_run_report_writes_a_timed_page(tmp_path: Path) -> None:
     assert "Completed in exit state DONE" in html
     assert html.count('class="seg failed"') == 2  # CHARGE's two failed attempts
     assert html.count('class="seg wait"') == 2  # and the waits before its retries
+
+
+# -- validate warnings -----------------------------------------------------------------------
+
+
+def test_validate_prints_warnings_and_still_passes() -> None:
+    proc = cli("validate", "flows:twice")
+    assert ok(proc).splitlines()[0] == "ok: Step workflow"
+    assert proc.stderr.splitlines() == [
+        "cano-dsl: warning: CHARGE was registered twice: charge replaced by start",
+        "cano-dsl: warning: DONE is both registered and an exit state: a run stops when it "
+        "enters it and its task never runs",
+    ]
+
+
+def test_run_prints_the_warnings_once_before_the_progress_lines() -> None:
+    proc = cli("run", "flows:twice", "--initial", "START")
+    ok(proc)
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 2
+    assert proc.stderr.splitlines()[:2] == warnings
