@@ -321,7 +321,7 @@ def test_validate_prints_warnings_and_still_passes() -> None:
     proc = cli("validate", "flows:twice")
     assert ok(proc).splitlines()[0] == "ok: Step workflow"
     assert proc.stderr.splitlines() == [
-        "cano-dsl: warning: CHARGE was registered twice: charge replaced by start",
+        "cano-dsl: warning: CHARGE was registered twice: charge replaced by done",
         "cano-dsl: warning: DONE is both registered and an exit state: a run stops when it "
         "enters it and its task never runs",
     ]
