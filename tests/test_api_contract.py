@@ -274,6 +274,7 @@ PUBLIC_MODULES = (
     "cano_dsl.testing",
     "cano_dsl.testing.conformance",
     "cano_dsl.cli",
+    "cano_dsl.report",
 )
 
 

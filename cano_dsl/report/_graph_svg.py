@@ -3,7 +3,8 @@ JavaScript, no library), with the path the run took drawn over it."""
 
 from __future__ import annotations
 
-from collections import deque
+import itertools
+from collections import Counter, deque
 from html import escape
 from typing import Any
 
@@ -40,7 +41,9 @@ class _Edge:
     observed_only: bool = False
 
 
-def _shape(model: RunModel, workflow: Any) -> tuple[list[_Node], list[_Edge], list[str]]:
+def _shape(
+    model: RunModel, workflow: Any
+) -> tuple[list[_Node], list[_Edge], list[str], Counter[tuple[str, str]]]:
     """Nodes and edges: the workflow's (statically inferred) when it is known, plus
     every transition the run took."""
     nodes: dict[str, _Node] = {}
@@ -59,12 +62,91 @@ def _shape(model: RunModel, workflow: Any) -> tuple[list[_Node], list[_Edge], li
         if v.state not in nodes:
             kind = "exit" if v.exit else ("split" if v.split else "single")
             nodes[v.state] = _Node(v.state, kind, "")
-    for src, dst in model.transitions():
-        if (src, dst) not in edges:
-            edges[(src, dst)] = _Edge(src, dst, "", observed_only=workflow is not None)
+    taken: Counter[tuple[str, str]] = Counter()
+    for (src, dst), times in model.transitions().items():
+        if (src, dst) in edges:
+            taken[(src, dst)] += times
+            continue
+        # a checkpoint log has no row for a router: go through routers to connect
+        hops = _through_routers(src, dst, edges, nodes) if not model.timed else None
+        if hops:
+            for hop in hops:
+                taken[hop] += times
+            continue
+        edges[(src, dst)] = _Edge(src, dst, "", observed_only=workflow is not None)
+        taken[(src, dst)] += times
     order = {name: i for i, name in enumerate(model.states_order)}
     ordered = sorted(nodes.values(), key=lambda n: order.get(n.name, len(order)))
-    return ordered, list(edges.values()), notes
+    return ordered, list(edges.values()), notes, taken
+
+
+def _through_routers(
+    src: str, dst: str, edges: dict[tuple[str, str], _Edge], nodes: dict[str, _Node]
+) -> list[tuple[str, str]] | None:
+    """The shortest path ``src`` → routers → ``dst`` in the drawn edges, if any."""
+    succ: dict[str, list[str]] = {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+    previous: dict[str, str] = {}
+    queue = deque([src])
+    while queue:
+        cur = queue.popleft()
+        for nxt in succ.get(cur, []):
+            if nxt in previous or nxt == src:
+                continue
+            previous[nxt] = cur
+            if nxt == dst:
+                path = [dst]
+                while path[-1] != src:
+                    path.append(previous[path[-1]])
+                path.reverse()
+                return list(itertools.pairwise(path))
+            node = nodes.get(nxt)
+            if node is not None and node.kind == "router":
+                queue.append(nxt)
+    return None
+
+
+def _ranks(names: list[str], succ: dict[str, list[str]], initial: str | None) -> dict[str, int]:
+    """Longest-path layers: the edges that close a cycle (found by a depth-first walk
+    from the initial state, then from every state left) are set aside, and each state
+    sits one column right of its furthest predecessor."""
+    order = ([initial] if initial in succ else []) + names
+    seen: set[str] = set()
+    on_stack: set[str] = set()
+    back: set[tuple[str, str]] = set()
+    topo: list[str] = []
+    for root in order:
+        if root is None or root in seen:
+            continue
+        stack = [(root, iter(succ[root]))]
+        seen.add(root)
+        on_stack.add(root)
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                on_stack.discard(node)
+                topo.append(node)
+            elif nxt in on_stack:
+                back.add((node, nxt))
+            elif nxt not in seen:
+                seen.add(nxt)
+                on_stack.add(nxt)
+                stack.append((nxt, iter(succ[nxt])))
+    rank = dict.fromkeys(names, 0)
+    for node in reversed(topo):
+        for nxt in succ[node]:
+            if (node, nxt) not in back:
+                rank[nxt] = max(rank[nxt], rank[node] + 1)
+    # a state with no edge at all (an exit no task names) goes to the last column
+    linked = {n for n, out in succ.items() if out} | {m for out in succ.values() for m in out}
+    last = max(rank.values(), default=0)
+    for name in names:
+        if name not in linked and name != initial:
+            rank[name] = last
+    return rank
 
 
 def _layout(nodes: list[_Node], edges: list[_Edge], initial: str | None) -> tuple[float, float]:
@@ -73,21 +155,7 @@ def _layout(nodes: list[_Node], edges: list[_Edge], initial: str | None) -> tupl
     for e in edges:
         if e.source in succ and e.target in by_name and e.target not in succ[e.source]:
             succ[e.source].append(e.target)
-    rank: dict[str, int] = {}
-    starts = [initial] if initial in by_name else []
-    starts += [n.name for n in nodes]
-    for start in starts:
-        if start is None or start in rank:
-            continue
-        base = max(rank.values(), default=-1) + 1 if rank else 0
-        rank[start] = base
-        queue = deque([start])
-        while queue:
-            cur = queue.popleft()
-            for nxt in succ[cur]:
-                if nxt not in rank:
-                    rank[nxt] = rank[cur] + 1
-                    queue.append(nxt)
+    rank = _ranks([n.name for n in nodes], succ, initial)
     for n in nodes:
         n.rank = rank[n.name]
         n.width = max(112.0, 8.4 * len(n.name) + 36, 7.0 * len(n.detail) + 28)
@@ -119,12 +187,16 @@ def _layout(nodes: list[_Node], edges: list[_Edge], initial: str | None) -> tupl
         col = columns[r]
         width = max(n.width for n in col)
         col_h = len(col) * (_NODE_H + _ROW_GAP) - _ROW_GAP
-        top = _PAD + 10 + (height - col_h) / 2
+        top = _PAD + (height - col_h) / 2
         for i, n in enumerate(col):
             n.x = x + (width - n.width) / 2
             n.y = top + i * (_NODE_H + _ROW_GAP)
         x += width + _COL_GAP
-    return x - _COL_GAP + _PAD, height + 2 * _PAD + 30
+    back = any(
+        e.source in by_name and e.target in by_name and rank[e.target] <= rank[e.source]
+        for e in edges
+    )
+    return x - _COL_GAP + _PAD, height + 2 * _PAD + (70 if back else 0)
 
 
 def _status(model: RunModel) -> dict[str, str]:
@@ -173,13 +245,15 @@ _FILL = {
 
 def graph_svg(model: RunModel, workflow: Any) -> tuple[str, list[str]]:
     """The graph's SVG and notes about what it could not read."""
-    nodes, edges, notes = _shape(model, workflow)
+    nodes, edges, notes, taken = _shape(model, workflow)
     if not nodes:
         return "", notes
     width, height = _layout(nodes, edges, model.initial)
     by_name = {n.name: n for n in nodes}
-    taken = model.transitions()
     status = _status(model)
+    for source, target in taken:  # a router a log passes through was entered too
+        status.setdefault(source, "visited")
+        status.setdefault(target, "visited")
     visits: dict[str, int] = {}
     for v in model.visits:
         visits[v.state] = visits.get(v.state, 0) + 1

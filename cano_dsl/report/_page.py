@@ -327,7 +327,7 @@ def page(model: RunModel, workflow: Any) -> str:
         else "only the states and transitions this run took (render with the workflow to "
         "draw all of its states)"
     )
-    notes = [*model.notes, *graph_notes]
+    notes = graph_notes
     notes_html = (
         "<section class='notes'><ul>"
         + "".join(f"<li>{escape(n)}</li>" for n in notes)
@@ -345,7 +345,8 @@ def page(model: RunModel, workflow: Any) -> str:
         f"<section id='graph-section'><h2>State graph</h2><div class='sub'>{escape(source)}</div>"
         f"<div class='scroll'>{graph}</div>{_GRAPH_LEGEND}</section>"
         f"<section id='timeline-section'><h2>{timeline_title}</h2>"
-        f"<div class='scroll'>{timeline_html(model)}</div>{legend}</section>"
+        + "".join(f"<p class='notes'>{escape(n)}</p>" for n in model.notes)
+        + f"<div class='scroll'>{timeline_html(model)}</div>{legend}</section>"
         f"{_errors(model)}{_compensations(model)}{notes_html}"
         f"</main><script>{_JS}</script></body></html>\n"
     )
