@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import selectors
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,6 +149,16 @@ def test_resume_prints_progress_lines_too(tmp_path: Path) -> None:
 # -- Ctrl-C --------------------------------------------------------------------------------
 
 
+def first_line(stream: Any, deadline: float = 60.0) -> str:
+    """The first line of a child's pipe, or "" when none comes within ``deadline`` s."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        if not sel.select(timeout=deadline):
+            return ""
+    line: str = stream.readline()
+    return line
+
+
 def interrupt(*args: str) -> subprocess.CompletedProcess[str]:
     """Start the CLI on a run that hangs in CHARGE, wait for START's progress line, send
     SIGINT (what Ctrl-C sends) and collect the result."""
@@ -163,7 +175,7 @@ def interrupt(*args: str) -> subprocess.CompletedProcess[str]:
     )
     try:
         assert child.stderr is not None
-        first = child.stderr.readline()
+        first = first_line(child.stderr)
         assert first.startswith("  START"), first
         time.sleep(0.3)  # well inside CHARGE's 600 s sleep
         child.send_signal(signal.SIGINT)
@@ -212,7 +224,7 @@ def test_ctrl_c_during_resume_repeats_the_resume_hint(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         assert child.stdout is not None
-        assert child.stdout.readline() == "resuming: r-2\n"
+        assert first_line(child.stdout) == "resuming: r-2\n"
         time.sleep(1.0)
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)
