@@ -11,6 +11,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cano_dsl import (
     CancellationToken,
@@ -23,8 +25,16 @@ from cano_dsl import (
     task,
 )
 from cano_dsl.report import render, render_run
+from cano_dsl.report._model import build_model
 from cano_dsl.stores.sqlite import SqliteCheckpointStore
-from cano_dsl.testing import RecordingObserver, Retry, StateEntered, TaskFailed
+from cano_dsl.testing import (
+    RecordingObserver,
+    Retry,
+    StateEntered,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+)
 from cano_dsl.workflow import JoinConfig, JoinStrategy
 
 
@@ -256,3 +266,51 @@ def test_the_page_is_self_contained() -> None:
     html = render([StateEntered("A", at=0.0), StateEntered("B", at=1.0)])
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "<link" not in html and "@import" not in html
+
+
+# -- any run: the model adds up ----------------------------------------------------------------
+
+VISIT = st.tuples(
+    st.sampled_from(["A", "B", "C"]),  # the state
+    st.integers(0, 3),  # retries
+    st.booleans(),  # whether its task failed for good
+    st.lists(st.floats(0.001, 2.0), min_size=5, max_size=5),  # gaps between events
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(VISIT, min_size=1, max_size=6))
+def test_for_any_run_the_time_and_the_attempts_add_up(run: list[Any]) -> None:
+    # a run stops at its first failure; it ends in exit state Z when nothing failed
+    visits = []
+    for visit in run:
+        visits.append(visit)
+        if visit[2]:
+            break
+    now = 0.0
+    events: list[Any] = []
+    for state, retries, failed, gaps in visits:
+        events.append(StateEntered(state, at=now))
+        now += gaps[0]
+        events.append(TaskStarted(state.lower(), at=now))
+        for r in range(retries):
+            now += gaps[1 + r % 4]
+            events.append(Retry(state.lower(), r + 1, at=now))
+        now += gaps[4]
+        if failed:
+            events.append(TaskFailed(state.lower(), "boom", "task_execution", at=now))
+        else:
+            events.append(TaskSucceeded(state.lower(), at=now))
+    failed_run = visits[-1][2]
+    if not failed_run:
+        events.append(StateEntered("Z", at=now))
+    model = build_model(events, None, None, None, None, None, None)
+    assert model.total == pytest.approx(now)
+    assert sum(t for _, t, _ in model.time_by_state()) == pytest.approx(now)
+    assert model.outcome == ("failed" if failed_run else "completed")
+    assert model.failed_state == (visits[-1][0] if failed_run else None)
+    assert sum(model.transitions().values()) == len(model.path) - 1
+    html = render(events)
+    retries = sum(v[1] for v in visits)
+    assert count(html, "seg failed") == retries + (1 if failed_run else 0)
+    assert count(html, "seg ok") == len(visits) - (1 if failed_run else 0)
