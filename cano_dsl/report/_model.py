@@ -137,7 +137,7 @@ class RunModel:
         count: Counter[str] = Counter()
         for v in self.visits:
             d = v.duration
-            if d is None:
+            if d is None or v.status == "exit":
                 continue
             spent[v.state] = spent.get(v.state, 0.0) + d
             count[v.state] += 1
