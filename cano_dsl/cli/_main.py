@@ -242,8 +242,21 @@ def _drive(
 
     try:
         return anyio.run(go, backend=backend)
-    except KeyboardInterrupt:
-        raise _Interrupted from None
+    except BaseException as exc:
+        if _is_interrupt(exc):
+            raise _Interrupted from None
+        raise
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C: a `KeyboardInterrupt`, or one inside the exception group of a task group
+    (trio delivers it to whichever task it reaches, a split branch for one)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    inner = getattr(exc, "exceptions", None)
+    return isinstance(inner, tuple) and any(
+        isinstance(e, BaseException) and _is_interrupt(e) for e in inner
+    )
 
 
 @attrs.define
@@ -554,6 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=err)
         return exc.code
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _is_interrupt(exc):
+            raise
         print(f"{PROG}: interrupted", file=err)
         return 130

@@ -141,3 +141,16 @@ retrying = (
 )
 
 twice = payments.register(Step.CHARGE, Forward(Step.DONE, "done")).register(Step.DONE, start)
+
+
+@task(config=TaskConfig.minimal(), name="wait")
+async def wait_branch() -> None:
+    await anyio.sleep(600)
+
+
+hanging_split = (
+    Workflow.bare()
+    .register(Step.START, Forward(Step.FAN, "fan out"))
+    .register_split(Step.FAN, [wait_branch, wait_branch], JoinConfig(JoinStrategy.all(), Step.DONE))
+    .add_exit_state(Step.DONE)
+)

@@ -205,6 +205,17 @@ def test_ctrl_c_exits_130_with_one_line_and_a_resume_hint(tmp_path: Path, backen
     )
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_ctrl_c_in_a_split_exits_130_without_a_traceback(backend: str) -> None:
+    # trio raises KeyboardInterrupt in whichever task it reaches: here a split branch,
+    # whose task group wraps it in an exception group
+    proc = interrupt("run", "flows:hanging_split", "--initial", "START", "--backend", backend)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "interrupted in state FAN"
+    assert ("FAN", "1", "split x2, interrupted") in progress(proc.stderr)
+
+
 def test_ctrl_c_without_a_store_gives_no_resume_hint() -> None:
     proc = interrupt("run", "flows:payments", "--initial", "START")
     assert proc.returncode == 130, proc.stdout + proc.stderr
