@@ -100,7 +100,10 @@ def test_run_without_workflow_id_on_a_store_is_refused(tmp_path: Path) -> None:
     [
         ("flowspipeline", "expected MODULE:ATTR"),
         ("no_such_module:wf", "cannot import module 'no_such_module'"),
-        ("flows:nope", "module 'flows' has no attribute 'nope'; workflows there: no_exit"),
+        (
+            "flows:nope",
+            "module 'flows' has no attribute 'nope'; workflows there: hanging_split, no_exit",
+        ),
         ("flows:not_a_workflow", "is not a Workflow or a function returning one (got int)"),
         (
             "flows:needs_argument",
