@@ -305,7 +305,11 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any], state: Any
     if sink is not None:
         _split_branch_results(sink, result)
     if timed_out and kind != "partial_timeout":
-        raise WorkflowError("Split task timeout exceeded")
+        names = entry.branch_names()
+        running = ", ".join(f"{names[i]}[{i}]" for i in result.cancelled)
+        raise WorkflowError(
+            f"Split task timeout exceeded ({cfg.timeout:g} s); still running: {running}"
+        )
     if observers:
         for i, _ in result.successes:
             notify(observers, "on_task_success", ids[i])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-import functools
+import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, overload
@@ -63,6 +63,19 @@ class Unbound(enum.Enum):
     """The state type of a `Workflow` that has not seen a state yet: ``Workflow(res)``
     is a ``Workflow[Unbound]`` until the first ``register*`` or ``add_exit_state*``
     call fixes it to the Enum of that state (a type-checking device; no member)."""
+
+
+_log = logging.getLogger("cano_dsl.workflow")
+
+
+def _shown(entry: Entry) -> str:
+    if entry.kind == SPLIT:
+        return f"a split of {len(entry.tasks)}"
+    return entry.task_id or type(entry.task).__qualname__
+
+
+def _state_name(state: Any) -> str:
+    return f"{type(state).__name__}.{state.name}" if isinstance(state, enum.Enum) else "initial"
 
 
 # Which task models each registration method takes.
@@ -128,6 +141,7 @@ class Workflow(Generic[S]):
         self._compensators: dict[str, Any] = {}
         self._validated: BaseException | bool | None = None
         self._tracing_span: Any = None
+        self._replaced: tuple[str, ...] = ()
 
     @classmethod
     def bare(cls) -> Workflow[Unbound]:
@@ -159,6 +173,12 @@ class Workflow(Generic[S]):
         where = f"{method}({state.name}, ...)"
         spec = model_of(task)
         if spec is None:
+            if isinstance(task, (list, tuple, set, frozenset)) and method != "register_split":
+                raise ConfigurationError(
+                    f"{where}: got a {type(task).__name__} of tasks; to run several tasks "
+                    f"in parallel in one state use register_split({state.name}, [a, b], "
+                    "JoinConfig(JoinStrategy.all(), NEXT_STATE))"
+                )
             if isinstance(task, type):
                 if getattr(task, "__cano_model__", None) is not None:
                     raise ConfigurationError(
@@ -217,7 +237,14 @@ class Workflow(Generic[S]):
         if entry.kind == COMPENSATABLE:
             compensators[entry.task_id] = entry.task
         entries[state] = entry
-        return self._evolve(_entries=entries, _compensators=compensators, _state_type=state_type)
+        replaced = self._replaced
+        if old is not None:  # allowed (cano replaces), but often a slip: say so
+            what = f"{state.name} was registered twice: {_shown(old)} replaced by {_shown(entry)}"
+            _log.debug("%s", what)
+            replaced = (*replaced, what)
+        return self._evolve(
+            _entries=entries, _compensators=compensators, _state_type=state_type, _replaced=replaced
+        )
 
     def _register_one(self, method: str, state: S, task: Any) -> Workflow[S]:
         state_type = self._check_state(state, method)
@@ -464,7 +491,8 @@ class Workflow(Generic[S]):
         With declared transitions (``to=``, ``Literal`` return annotations; see
         docs/transitions.md) it also reports, in one error listing every problem, a
         declared target that is neither registered nor an exit state and a state with
-        no path to an exit state. An undeclared task counts as "may go anywhere"."""
+        no path to an exit state. An undeclared task counts as "may go anywhere". The
+        first call also logs each of `warnings` on the ``cano_dsl.workflow`` logger."""
         cached = self._validated
         if cached is True:
             return
@@ -472,8 +500,23 @@ class Workflow(Generic[S]):
             raise cached
         err = self._validation_error()
         self._validated = err if err is not None else True
+        for warning in self.warnings():
+            _log.warning("%s", warning)
         if err is not None:
             raise err
+
+    def warnings(self) -> list[str]:
+        """Things that are allowed but usually a slip: a state registered twice (the
+        last registration wins) and a state both registered and an exit state (it is
+        never run: the run stops there). `validate` never raises for them."""
+        found = list(self._replaced)
+        for state in self._exits:
+            if state in self._entries:
+                found.append(
+                    f"{state.name} is both registered and an exit state: a run stops when "
+                    "it enters it and its task never runs"
+                )
+        return found
 
     def _validation_error(self) -> ConfigurationError | None:
         if not self._entries:
@@ -669,6 +712,21 @@ class Workflow(Generic[S]):
         backend: Literal["asyncio", "trio"] | str = "asyncio",
         cancel: CancellationToken | None = None,
     ) -> S:
-        """`orchestrate` from synchronous code, on a fresh event loop."""
-        result: S = anyio.run(functools.partial(self.orchestrate, initial, cancel), backend=backend)
+        """`orchestrate` from synchronous code, on a fresh event loop (in async code,
+        ``await workflow.orchestrate(initial)`` instead)."""
+        started = []
+
+        async def go() -> S:
+            started.append(True)
+            return await self.orchestrate(initial, cancel)
+
+        try:
+            result: S = anyio.run(go, backend=backend)
+        except RuntimeError as exc:
+            if started:
+                raise
+            raise RuntimeError(
+                f"run_sync cannot start an event loop inside a running one ({exc}); in "
+                f"async code use `await workflow.orchestrate({_state_name(initial)})`"
+            ) from exc
         return result
