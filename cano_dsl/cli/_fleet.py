@@ -27,19 +27,55 @@ def add_fleet_parsers(sub: Any, runs_sub: Any) -> None:
     )
     worker.add_argument("target", metavar="MODULE:REGISTRY", help="a cano_dsl.fleet.Registry")
     _store_options(worker)
-    worker.add_argument("--concurrency", type=int, default=8, metavar="N", help="runs at once")
-    worker.add_argument("--lease", type=float, default=30.0, metavar="SECONDS")
-    worker.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS")
-    worker.add_argument("--grace", type=float, default=30.0, metavar="SECONDS")
-    worker.add_argument("--queue", action="append", default=None, metavar="NAME")
-    worker.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    worker.add_argument(
+        "--concurrency", type=int, default=8, metavar="N", help="runs held at once (default 8)"
+    )
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="lease per run: how long a dead worker's runs wait for another (default 30)",
+    )
+    worker.add_argument(
+        "--heartbeat",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often the leases are renewed (default lease / 3)",
+    )
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long runs may finish before they are handed back (default 30)",
+    )
+    worker.add_argument(
+        "--queue",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="serve only this queue (repeatable; default every queue)",
+    )
+    worker.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop to run on (default asyncio; trio needs the trio extra)",
+    )
     cancel = runs_sub.add_parser("cancel", help="cancel a fleet run (queued or running)")
-    cancel.add_argument("run_id", metavar="ID")
+    cancel.add_argument("run_id", metavar="ID", help="the run's id")
     _store_options(cancel)
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, metavar="URL")
+    parser.add_argument(
+        "--store",
+        required=True,
+        metavar="URL",
+        help="the fleet's store: sqlite:PATH or postgres:DSN (a postgresql:// URI works too)",
+    )
     parser.add_argument(
         "--table",
         default="cano_checkpoints",
