@@ -91,7 +91,7 @@ def test_enqueue_of_one_run_id_from_four_processes_makes_one_run(store_url: str)
 def test_runs_survive_workers_killed_at_random(
     store_url: str, tmp_path: Path, backend: str
 ) -> None:
-    n = int(os.environ.get("CANO_FLEET_SOAK_RUNS", "24"))
+    n = int(os.environ.get("CANO_FLEET_SOAK_RUNS", "36"))
     log = tmp_path / "tasks.log"
     specs = [("steps" if i % 3 else "saga", f"run-{i:04d}", {"sleep": 0.15}) for i in range(n)]
     _run(_enqueue_many, store_url, specs)
@@ -133,7 +133,7 @@ def test_a_paused_worker_is_taken_over_and_its_writes_refused(
     store_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "tasks.log"
-    _run(_enqueue_many, store_url, [("steps", "slow", {"sleep": 2.5})])
+    _run(_enqueue_many, store_url, [("steps", "slow", {"sleep": 1.5})])
     zombie = start_worker(store_url, log, concurrency=1, lease=1.0)
     heir = None
     try:
@@ -144,7 +144,7 @@ def test_a_paused_worker_is_taken_over_and_its_writes_refused(
         wait_for(lambda: any(p == heir.pid for _, _, p in log_lines(log)), 30, "the heir to resume")
         os.kill(zombie.pid, signal.SIGCONT)  # its A finishes; its B append is refused
         wait_for(lambda: _all_final(store_url), 60, "the run to finish")
-        time.sleep(3.0)  # room for the zombie to try anything more
+        time.sleep(1.5)  # room for the zombie to try anything more
     finally:
         os.kill(zombie.pid, signal.SIGCONT)
         stop(zombie)

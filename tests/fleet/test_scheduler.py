@@ -73,7 +73,7 @@ def test_once_per_fleet_needs_fire_records() -> None:
 
 def test_three_scheduler_processes_fire_each_tick_once(store_url: str, tmp_path: Path) -> None:
     log = tmp_path / "fires.log"
-    seconds = 6.0
+    seconds = 5.0
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.fleet.sched_proc", store_url, str(seconds), backend],
