@@ -209,3 +209,24 @@ def test_graceful_shutdown_hands_runs_over_before_the_lease_expires(
     lines = log_lines(log)
     assert [w for _, w, p in lines if p == first.pid] == ["A"]
     assert [w for _, w, p in lines if p == second.pid][-2:] == ["B", "C"]
+
+
+def test_a_saga_handed_over_at_shutdown_is_not_compensated(store_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "tasks.log"
+    _run(_enqueue_many, store_url, [("saga", "trip", {"sleep": 2.0})])
+    first = start_worker(store_url, log, concurrency=1, lease=120.0, grace=0.2, backend="trio")
+    second = None
+    try:
+        wait_for(lambda: ("trip", "B") in {(r, w) for r, w, _ in log_lines(log)}, 30, "B")
+        first.send_signal(signal.SIGTERM)  # B outlives the grace: handed over mid-saga
+        assert first.wait(timeout=30) == 0
+        second = start_worker(store_url, log, concurrency=1, lease=120.0, backend="trio")
+        wait_for(lambda: _all_final(store_url), 60, "the heir to finish the saga")
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+    rec = _run(_records, store_url)["trip"]
+    assert rec.status is RunStatus.SUCCEEDED and rec.epoch == 2
+    seen = [(w, p) for _, w, p in log_lines(log)]
+    assert seen == [("A", first.pid), ("B", first.pid), ("B", second.pid)]  # no undo-A
