@@ -3,7 +3,7 @@
 ``steps`` (A → B → C → DONE): each state appends ``run_id state pid`` to the file named
 by ``CANO_FLEET_TEST_LOG`` (when set) and sleeps ``CANO_FLEET_TEST_SLEEP`` seconds (or
 the run data's ``"sleep"``), so a test can see which states ran, where and how often.
-``fails`` fails in B. ``saga``: A is compensatable (its compensation is logged as
+``fails`` fails in B. ``mixed``: a task, a stepped state and a split. ``saga``: A is compensatable (its compensation is logged as
 ``run_id undo-A pid``), then B sleeps (the run data's ``"sleep"``) so it can be
 cancelled.
 """
@@ -16,7 +16,16 @@ from typing import Any
 
 import anyio
 
-from cano_dsl import TaskConfig, Workflow, compensatable, task
+from cano_dsl import (
+    JoinConfig,
+    JoinStrategy,
+    StepOutcome,
+    TaskConfig,
+    Workflow,
+    compensatable,
+    stepped,
+    task,
+)
 from cano_dsl.fleet import Registry, RunRecord
 
 
@@ -89,7 +98,46 @@ def _saga(run: RunRecord) -> Workflow[Step]:
     )
 
 
+def _mixed(run: RunRecord) -> Workflow[Step]:
+    """A (task) → B (stepped: B0, B1, B2, each checkpointed) → C (a split of two
+    branches joining to DONE)."""
+
+    @task(config=TaskConfig.minimal(), name="A")
+    async def first(res: Any) -> Step:
+        note(f"{run.run_id} A {os.getpid()}")
+        await anyio.sleep(_sleep_of(run))
+        return Step.B
+
+    @stepped(state=Step, config=TaskConfig.minimal(), name="B")
+    class Pages:
+        async def step(self, res: Any, cursor: int | None) -> StepOutcome[int, Step]:
+            page = cursor or 0
+            if page == 3:
+                return StepOutcome.done(Step.C)
+            note(f"{run.run_id} B{page} {os.getpid()}")
+            await anyio.sleep(_sleep_of(run))
+            return StepOutcome.more(page + 1)
+
+    def branch(i: int) -> Any:
+        @task(config=TaskConfig.minimal(), name=f"C{i}")
+        async def body(res: Any) -> Step:
+            note(f"{run.run_id} C {os.getpid()}")
+            await anyio.sleep(_sleep_of(run))
+            return Step.DONE
+
+        return body
+
+    return (
+        Workflow.bare()
+        .register(Step.A, first)
+        .register_stepped(Step.B, Pages())
+        .register_split(Step.C, [branch(0), branch(1)], JoinConfig(JoinStrategy.all(), Step.DONE))
+        .add_exit_state(Step.DONE)
+    )
+
+
 registry = Registry()
 registry.register("steps", _steps)
 registry.register("fails", lambda run: _steps(run, Step.B))
 registry.register("saga", _saga)
+registry.register("mixed", _mixed)
