@@ -105,17 +105,20 @@ class PostgresCheckpointStore(BatchedStore):
             output_blob      bytea,
             kind             smallint NOT NULL DEFAULT 0,
             workflow_version bigint   NOT NULL DEFAULT 0,
+            data_patch       bytea,
             PRIMARY KEY (workflow_id, sequence))"""
         self._migrate_sql = (
-            f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS workflow_version bigint NOT NULL DEFAULT 0"
+            f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS workflow_version bigint NOT NULL DEFAULT 0, "
+            "ADD COLUMN IF NOT EXISTS data_patch bytea"
         )
         self._insert_sql = (
             f"INSERT INTO {t} "
-            "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (workflow_id, sequence) DO NOTHING"
+            "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version, "
+            "data_patch) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (workflow_id, sequence) DO NOTHING"
         )
         self._select_sql = (
-            "SELECT sequence, state, task_id, output_blob, kind, workflow_version "
+            "SELECT sequence, state, task_id, output_blob, kind, workflow_version, data_patch "
             f"FROM {t} WHERE workflow_id = %s ORDER BY sequence"
         )
         self._delete_sql = f"DELETE FROM {t} WHERE workflow_id = %s"

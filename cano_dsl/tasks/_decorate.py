@@ -22,6 +22,7 @@ from .._errors import TaskDefinitionError
 
 __all__ = [
     "ModelSpec",
+    "data_params",
     "check_class",
     "constant",
     "ModelDecorator",
@@ -61,6 +62,12 @@ class ModelSpec:
     checks: Any = attrs.field(factory=dict, eq=False)
     """Constant name -> ``check(value) -> error text | None``, applied at decoration to
     a constant written as a plain attribute (methods are checked when read)."""
+    data_hooks: Any = attrs.field(factory=dict, eq=False)
+    """Hook name -> its positional parameters without the run data (``self`` excluded):
+    a hook with one more positional parameter takes the run data last."""
+    data_invoker: Any = attrs.field(default=None, eq=False)
+    """``data_invoker(task, hooks) -> call(res, data)`` for a task whose ``hooks`` take
+    the run data; ``None`` for a model whose hooks never do."""
 
     @property
     def hooks(self) -> tuple[str, ...]:
@@ -180,6 +187,30 @@ def _check_near_misses(spec: ModelSpec, cls: type, where: str) -> None:
                     f"{where}: `{attr}` is not a hook of @{spec.decorator}; "
                     f"did you mean `{close[0]}`?"
                 )
+
+
+def data_params(task: Any, hooks: dict[str, int]) -> dict[str, Any]:
+    """The hooks of ``task`` that take the run data, with the data parameter's
+    annotation (``inspect.Parameter.empty`` when it has none): a hook takes it when it
+    has exactly one required positional parameter more than the model passes."""
+    found: dict[str, Any] = {}
+    for name, base in hooks.items():
+        fn = getattr(task, name, None)
+        if fn is None:
+            continue
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        params = [
+            p
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.default is inspect.Parameter.empty
+        ]
+        if len(params) == base + 1:
+            found[name] = params[-1].annotation
+    return found
 
 
 def constant(obj: Any, name: str) -> Any:

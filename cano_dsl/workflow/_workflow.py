@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import enum
 import functools
+import inspect
 import time
 from collections.abc import Iterable
 from typing import Any, Generic, Literal
@@ -21,11 +22,24 @@ from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
 from ..tasks._decorate import ModelSpec, constant, model_of
 from ._compensation import drain_stack
+from ._data import DataCodec, RunResult
 from ._engine import clear_log, fsm
-from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry, Run
+from ._entry import (
+    COMPENSATABLE,
+    ROUTER,
+    SINGLE,
+    SPLIT,
+    STEPPED,
+    STREAM,
+    Entry,
+    Run,
+    data_hooks_of,
+)
 from ._split import JoinConfig, join_config_error
 
 __all__ = ["Workflow"]
+
+_NO_DATA: Any = object()
 
 # Which task models each registration method takes.
 _COMPANION_MODELS = frozenset({"task", "router", "poll", "timer", "batch", "stepped", "stream"})
@@ -82,6 +96,8 @@ class Workflow(Generic[S]):
         self._workflow_id: str | None = None
         self._version = 0
         self._compensators: dict[str, Any] = {}
+        self._comp_data: frozenset[str] = frozenset()
+        self._codec: DataCodec | None = None
         self._validated: BaseException | bool | None = None
 
     @classmethod
@@ -166,13 +182,22 @@ class Workflow(Generic[S]):
     def _with_entry(self, state: S, entry: Entry, state_type: type[S]) -> Workflow[S]:
         entries = dict(self._entries)
         compensators = dict(self._compensators)
+        comp_data = set(self._comp_data)
         old = entries.get(state)
         if old is not None and old.kind == COMPENSATABLE:
             compensators.pop(old.task_id, None)
+            comp_data.discard(old.task_id)
         if entry.kind == COMPENSATABLE:
             compensators[entry.task_id] = entry.task
+            if "compensate" in entry.data_hooks:
+                comp_data.add(entry.task_id)
         entries[state] = entry
-        return self._evolve(_entries=entries, _compensators=compensators, _state_type=state_type)
+        return self._evolve(
+            _entries=entries,
+            _compensators=compensators,
+            _comp_data=frozenset(comp_data),
+            _state_type=state_type,
+        )
 
     def _register_one(self, method: str, state: S, task: Any) -> Workflow[S]:
         state_type = self._check_state(state, method)
@@ -180,7 +205,18 @@ class Workflow(Generic[S]):
         config, name = self._captured(method, task)
         assert spec.invoker is not None
         invoke, pass_res = spec.invoker(task)
-        entry = Entry(_KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res)
+        hooks = data_hooks_of(task)
+        if method == "register_stream":
+            hooks = {}
+        entry = Entry(
+            _KIND_FOR[method],
+            task,
+            config,
+            name,
+            invoke=invoke,
+            pass_res=pass_res,
+            data_hooks=hooks,
+        )
         return self._with_entry(state, entry, state_type)
 
     # -- registration -----------------------------------------------------------
@@ -307,6 +343,23 @@ class Workflow(Generic[S]):
         workflow_id = check_workflow_id(workflow_id, "with_workflow_id")
         return self._evolve(_workflow_id=workflow_id)
 
+    def with_run_data(self, data_type: type[Any]) -> Workflow[S]:
+        """Give every run a value of ``data_type`` that its tasks can read and change and
+        that the checkpoint log carries, so a resumed run gets it back (docs/run-data.md).
+
+        ``data_type`` is an attrs class, a dataclass (fields: nested attrs classes or
+        dataclasses, ``list[X]``, ``dict[str, X]``, ``Optional[X]``, Enum, str, int,
+        float, bool, None, Any) or ``dict`` (a plain JSON mapping). The converter is
+        compiled now; a type it cannot hold is a `ConfigurationError`. A task takes the
+        data as one more positional parameter after the ones its model passes, e.g.
+        ``async def price(res, data: Order)``."""
+        return self._evolve(_codec=DataCodec(data_type))
+
+    @property
+    def run_data_type(self) -> type[Any] | None:
+        """The type given to `with_run_data`, or None."""
+        return self._codec.type if self._codec is not None else None
+
     def with_workflow_version(self, version: int) -> Workflow[S]:
         """Stamp checkpoint rows with ``version``; resume refuses a log of another one."""
         if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**31:
@@ -372,11 +425,45 @@ class Workflow(Generic[S]):
             return ConfigurationError(
                 "Workflow has no exit states defined — orchestration may loop forever"
             )
-        for entry in self._entries.values():
+        for state, entry in self._entries.items():
             if entry.kind == SPLIT:
                 err = join_config_error(entry.join, self._is_known)
                 if err is not None:
                     return err
+            err = self._data_error(state, entry)
+            if err is not None:
+                return err
+        return None
+
+    def _data_error(self, state: Any, entry: Entry) -> ConfigurationError | None:
+        """A task taking the run data on a workflow that declares none, or whose data
+        parameter is annotated with another type."""
+        tasks = entry.tasks if entry.kind == SPLIT else (entry.task,)
+        for task in tasks:
+            hooks = entry.data_hooks if entry.kind != SPLIT else data_hooks_of(task)
+            if not hooks:
+                continue
+            name = constant(task, "name")
+            hook = next(iter(hooks))
+            codec = self._codec
+            if codec is None:
+                return ConfigurationError(
+                    f"state {state.name}: task {name} takes run data (the extra parameter of "
+                    f"`{hook}`), but the workflow declares none: call with_run_data(Type)"
+                )
+            for hook, ann in hooks.items():
+                if ann is inspect.Parameter.empty or ann is Any or ann == "Any":
+                    continue
+                ok = ann is codec.type or getattr(ann, "__origin__", None) is codec.type
+                if isinstance(ann, str):
+                    bare = ann.strip("'\"").split("[", 1)[0].rsplit(".", 1)[-1]
+                    ok = bare in (codec.type.__name__, codec.type.__qualname__)
+                if not ok:
+                    shown = ann if isinstance(ann, str) else getattr(ann, "__qualname__", ann)
+                    return ConfigurationError(
+                        f"state {state.name}: the run data parameter of {name}.{hook} is "
+                        f"annotated {shown}, but the workflow's run data is {codec.name}"
+                    )
         return None
 
     def validate_initial_state(self, state: S) -> None:
@@ -406,13 +493,54 @@ class Workflow(Generic[S]):
         # compensation timeout is set: only per-compensator attempt timeouts apply
         return run
 
-    async def orchestrate(self, initial: S, cancel: CancellationToken | None = None) -> S:
+    def _start_data(self, data: Any, what: str) -> tuple[Any, Any]:
+        """``(value, tree)`` a new run starts with: a private copy of ``data`` (or of the
+        declared type's default), checked now."""
+        codec = self._codec
+        if codec is None:
+            if data is not _NO_DATA:
+                raise ConfigurationError(
+                    f"{what}(data=...): this workflow declares no run data; call "
+                    "with_run_data(Type) first"
+                )
+            return None, None
+        value = codec.default(what) if data is _NO_DATA else data
+        codec.check_value(value, what)
+        tree = codec.to_tree(value, "(initial data)")
+        return codec.from_tree(tree), tree
+
+    def _attach_data(self, run: Run, start: tuple[Any, Any]) -> Run:
+        if self._codec is not None:
+            run.codec = self._codec
+            run.data, run.tree = start
+        return run
+
+    async def orchestrate(
+        self, initial: S, cancel: CancellationToken | None = None, *, data: Any = _NO_DATA
+    ) -> S:
         """Run from ``initial`` to an exit state and return it.
 
         Raises the validation `ConfigurationError` or a resource's setup error raw;
         every failure inside the machine as `StateFailure` (or `CompensationFailed` for
         a dirty rollback). ``cancel`` ends the run with a wrapped `WorkflowCancelled`.
+        ``data`` is the run data the run starts with (`with_run_data`; default: the
+        type built without arguments); the run works on its own copy, which `run`
+        returns at the end.
         """
+        state, _ = await self._orchestrate(initial, cancel, data, "orchestrate")
+        return state
+
+    async def run(
+        self, initial: S, *, data: Any = _NO_DATA, cancel: CancellationToken | None = None
+    ) -> RunResult[S, Any]:
+        """`orchestrate`, returning a `RunResult`: the exit state and the final run data
+        (``None`` without `with_run_data`). Raises what `orchestrate` raises."""
+        state, run = await self._orchestrate(initial, cancel, data, "run")
+        return RunResult(state, run.data)
+
+    async def _orchestrate(
+        self, initial: S, cancel: CancellationToken | None, data: Any, what: str
+    ) -> tuple[S, Run]:
         self.validate()
         self.validate_initial_state(initial)
         if self._store is not None and self._workflow_id is None:
@@ -420,10 +548,12 @@ class Workflow(Generic[S]):
                 "a checkpoint store is attached but no workflow id: call "
                 "with_workflow_id(...) before orchestrate"
             )
+        start = self._start_data(data, what)
         res = self._resources
         await res._setup(self._teardown_timeout, self._observers)
         try:
-            return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
+            run = self._attach_data(self._new_run(self._workflow_id, cancel), start)
+            return await self._drive_measured(run, initial), run
         finally:  # each teardown is shielded and bounded on its own
             await res._teardown(self._teardown_timeout, self._observers)
 
@@ -431,7 +561,10 @@ class Workflow(Generic[S]):
         """Run the machine without validation and without resource setup/teardown: the
         scheduler's entry point (it validates and sets resources up once per
         scheduler). Honours the total timeout, the token and the checkpoint store."""
-        return await self._drive(self._new_run(self._workflow_id, cancel), initial)
+        run = self._new_run(self._workflow_id, cancel)
+        if self._codec is not None:
+            self._attach_data(run, self._start_data(_NO_DATA, "execute_flow"))
+        return await self._drive(run, initial)
 
     async def _drive(self, run: Run, initial: S) -> S:
         """The loop, with enclosing-scope cancellation reported once and drained."""
@@ -481,7 +614,13 @@ class Workflow(Generic[S]):
         if run.stack:
             stack = list(run.stack)
             run.stack.clear()
-            errors = await drain_stack(stack, self._compensators, self._resources, run.comp_budget)
+            errors = await drain_stack(
+                stack,
+                self._compensators,
+                self._resources,
+                run.comp_budget,
+                (run.codec, self._comp_data) if run.codec is not None else None,
+            )
             if not errors:
                 await clear_log(self, run)
 
@@ -489,8 +628,18 @@ class Workflow(Generic[S]):
         """Resume the run logged under ``workflow_id`` from its last checkpoint."""
         from ._resume import resume_from
 
-        result: S = await resume_from(self, workflow_id, cancel)
+        result: S = (await resume_from(self, workflow_id, cancel))[0]
         return result
+
+    async def resume(
+        self, workflow_id: str, *, cancel: CancellationToken | None = None
+    ) -> RunResult[S, Any]:
+        """`resume_from`, returning a `RunResult`: the exit state and the final run data
+        (restored from the log, then changed by the states that ran after the resume)."""
+        from ._resume import resume_from
+
+        state, run = await resume_from(self, workflow_id, cancel)
+        return RunResult(state, run.data)
 
     def run_sync(
         self,
@@ -498,7 +647,25 @@ class Workflow(Generic[S]):
         *,
         backend: Literal["asyncio", "trio"] | str = "asyncio",
         cancel: CancellationToken | None = None,
+        data: Any = _NO_DATA,
     ) -> S:
-        """`orchestrate` from synchronous code, on a fresh event loop."""
-        result: S = anyio.run(functools.partial(self.orchestrate, initial, cancel), backend=backend)
+        """`orchestrate` from synchronous code, on a fresh event loop (``data``: the run
+        data to start with; `run_sync_result` also returns the final run data)."""
+        result: S = anyio.run(
+            functools.partial(self.orchestrate, initial, cancel, data=data), backend=backend
+        )
+        return result
+
+    def run_sync_result(
+        self,
+        initial: S,
+        *,
+        backend: Literal["asyncio", "trio"] | str = "asyncio",
+        cancel: CancellationToken | None = None,
+        data: Any = _NO_DATA,
+    ) -> RunResult[S, Any]:
+        """`run` from synchronous code, on a fresh event loop."""
+        result: RunResult[S, Any] = anyio.run(
+            functools.partial(self.run, initial, data=data, cancel=cancel), backend=backend
+        )
         return result
