@@ -336,8 +336,12 @@ class DataCodec:
 
     def to_tree(self, value: Any, state: str) -> Tree:
         """``value`` as a fresh JSON tree; `RunDataError` naming the state and field."""
+        return json.loads(self.encode(value, state))
+
+    def encode(self, value: Any, state: str) -> str:
+        """``value`` as JSON text; `RunDataError` naming the state and field."""
         try:
-            tree = json.loads(json.dumps(value, default=_default, allow_nan=False))
+            return json.dumps(value, default=_default, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
             found = _find_bad(value, [], set())
             where, why = found if found else ([], str(exc))
@@ -345,7 +349,6 @@ class DataCodec:
                 f"run data after state {state}: field `{format_path(where)}` cannot be "
                 f"encoded: {why}"
             ) from None
-        return tree
 
     def from_tree(self, tree: Tree) -> Any:
         """A fresh value built from ``tree`` (the tree is not shared)."""

@@ -11,6 +11,7 @@ through the compensation drain (`fail`).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -77,7 +78,10 @@ def data_attempt(
 def settle(run: Run, state: Any) -> None:
     """The task changed the run data: take its tree (`RunDataError` naming the state
     and the field when it does not encode)."""
-    run.tree = run.codec.to_tree(run.data, state.name)
+    text = run.codec.encode(run.data, state.name)
+    if text != run.text:  # unchanged (a task that only read it): keep the tree
+        run.text = text
+        run.tree = json.loads(text)
 
 
 def data_patch(run: Run) -> bytes | None:
@@ -162,6 +166,7 @@ def merge_branches(run: Run, state: Any, entry: Entry, data: SplitData) -> None:
     for _, ops in changes:
         merged = apply_ops(merged, ops)
     run.tree = merged
+    run.text = None
     run.data = codec.from_tree(merged)
 
 

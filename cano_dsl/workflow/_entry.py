@@ -157,6 +157,7 @@ class Run:
         "sequence",
         "stack",
         "started",
+        "text",
         "token",
         "tree",
         "workflow_id",
@@ -183,3 +184,4 @@ class Run:
         self.data: Any = None
         self.tree: Any = None
         self.logged: Any = None
+        self.text: str | None = None  # the JSON text of ``tree``, when known

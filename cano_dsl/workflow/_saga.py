@@ -211,6 +211,7 @@ async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry:
     else:
         if tree is not None:
             run.tree = tree
+            run.text = None
         # compensate sees the run data as of this state's completion
         run.stack.append((name, blob, run.tree))
     if wf._store is not None:
