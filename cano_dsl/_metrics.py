@@ -3,8 +3,9 @@
 The engine, the processing models, the resilience primitives and the scheduler emit
 their metrics to one process-wide `MetricsSink`, or to nothing: with no sink installed
 (the default) every emission site reads `SINK` once, finds ``None`` and does no other
-work — no timing, no label tuples. Per-item and per-step loops read it once per run or
-batch, never per item.
+work — no timing, no label tuples. Per-item and per-step loops read it once per run,
+batch or window, never per item; a stream then adds to its item counter once per item,
+as cano does (``install(sink, stream_items="window")`` makes that once per window).
 
 Install a sink with `install` (or the `installed` context manager):
 `cano_dsl.observability.OtelMetricsSink` forwards to OpenTelemetry and
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+
+from ._errors import ConfigurationError
 
 __all__ = [
     "Labels",
@@ -48,29 +51,68 @@ class MetricsSink(Protocol):
 SINK: MetricsSink | None = None
 """The installed sink; ``None`` means metrics are off (zero cost)."""
 
+StreamItemCounting = Literal["item", "window"]
 
-def install(sink: MetricsSink) -> MetricsSink | None:
-    """Route cano's metrics to ``sink`` process-wide; return the sink it replaces."""
-    global SINK
+STREAM_ITEMS_PER_WINDOW = False
+"""How ``cano_stream_items_total{result=ok}`` and ``cano_stream_windows_total`` are
+counted (set by `install`): False, as cano, one ``ok`` per item as ``process_item``
+succeeds and a window as its flush starts; True, ``ok`` items and the window together,
+in one call, once ``flush_window`` has succeeded."""
+
+
+def _stream_mode(stream_items: str) -> bool:
+    if stream_items not in ("item", "window"):
+        raise ConfigurationError(
+            f"stream_items must be 'item' (count each processed item, as cano) or "
+            f"'window' (count a window's items once it is flushed), got {stream_items!r}"
+        )
+    return stream_items == "window"
+
+
+def install(sink: MetricsSink, *, stream_items: StreamItemCounting = "item") -> MetricsSink | None:
+    """Route cano's metrics to ``sink`` process-wide; return the sink it replaces.
+
+    ``stream_items`` chooses how a stream's items and windows are counted:
+
+    - ``"item"`` (the default, as cano): ``cano_stream_items_total{result=ok}`` grows
+      by one as each ``process_item`` succeeds, and ``cano_stream_windows_total`` as
+      each window's ``flush_window`` is called, whether or not it then succeeds. A run
+      failing on its third item has counted ``ok=2``.
+    - ``"window"``: a window's ``ok`` items and the window itself are counted together,
+      in one sink call each per window, once ``flush_window`` has returned: the items
+      counted are the ones delivered. Fewer sink calls (one per window instead of one
+      per item) for high-rate streams; a run failing on its third item (before any
+      flush) has counted ``ok=0``.
+
+    ``result=err`` is counted per failed item in both modes."""
+    global SINK, STREAM_ITEMS_PER_WINDOW
+    per_window = _stream_mode(stream_items)
     previous, SINK = SINK, sink
+    STREAM_ITEMS_PER_WINDOW = per_window
     return previous
 
 
 def uninstall() -> None:
-    """Turn cano's metrics off."""
-    global SINK
+    """Turn cano's metrics off (and the stream counting back to ``"item"``)."""
+    global SINK, STREAM_ITEMS_PER_WINDOW
     SINK = None
+    STREAM_ITEMS_PER_WINDOW = False
 
 
 @contextmanager
-def installed(sink: MetricsSink) -> Iterator[MetricsSink]:
-    """Install ``sink`` for the ``with`` block, then restore the previous one."""
-    global SINK
-    previous = install(sink)
+def installed(
+    sink: MetricsSink, *, stream_items: StreamItemCounting = "item"
+) -> Iterator[MetricsSink]:
+    """Install ``sink`` for the ``with`` block (``stream_items`` as in `install`), then
+    restore the previous sink and counting."""
+    global SINK, STREAM_ITEMS_PER_WINDOW
+    previous_mode = STREAM_ITEMS_PER_WINDOW
+    previous = install(sink, stream_items=stream_items)
     try:
         yield sink
     finally:
         SINK = previous
+        STREAM_ITEMS_PER_WINDOW = previous_mode
 
 
 # ----- names (cano/src/metrics.rs) -----

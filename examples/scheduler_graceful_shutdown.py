@@ -1,25 +1,34 @@
-"""Graceful shutdown: leaving the ``start()`` block stops everything in order.
+"""Graceful shutdown on SIGINT / SIGTERM, as cano's example does it.
 
-Run with: python examples/scheduler_graceful_shutdown.py
+Run with: python examples/scheduler_graceful_shutdown.py [--backend trio] [--no-demo-signal]
 
 Two flows own a resource each (a "database" and a "queue") with async setup and
-teardown. The scheduler sets them up once at start, in registration order. When the
-block is left (here after 1 s; with `serve()` it happens when the task is cancelled,
-e.g. on Ctrl-C), the scheduler:
+teardown. The scheduler sets them up once at start, in registration order. A task
+listens for SIGINT (Ctrl-C) and SIGTERM with ``anyio.open_signal_receiver`` and calls
+``running.stop()``; the block's last line, ``await running.wait()``, returns once the
+scheduler has stopped (cano's ``RunningScheduler::wait``). The stop:
 
 1. stops the interval and cron loops,
 2. fires the cancellation token of every in-flight run (a saga would drain here),
 3. waits for the runs to settle (at most 30 s),
-4. tears the resources down in reverse registration order.
+
+and leaving the block then tears the resources down in reverse registration order.
+
+Like cano's demo, it sends itself SIGINT once the long queue job is in flight (pass
+``--no-demo-signal`` to press Ctrl-C or ``kill -TERM <pid>`` yourself).
 """
 
 from __future__ import annotations
 
+import argparse
 import enum
+import os
+import signal
 
 import anyio
 
-from cano_dsl import Resources, Scheduler, TaskConfig, Workflow, task
+from cano_dsl import Resources, Scheduler, TaskConfig, Workflow, WorkflowError, task
+from cano_dsl.scheduler import RunningScheduler
 
 EVENTS: list[str] = []
 
@@ -65,18 +74,45 @@ def flow(name: str, seconds: float) -> Workflow[Step]:
     return Workflow(res).register(Step.START, Job(f"{name}-job", seconds)).add_exit_state(Step.DONE)
 
 
-async def main() -> None:
+async def stop_on_signal(running: RunningScheduler) -> None:
+    """The Ctrl-C handler: the first SIGINT or SIGTERM stops the scheduler."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            print(f"\nreceived {name}: stopping the scheduler, cancelling in-flight runs")
+            EVENTS.append(f"-- {name} --")
+            try:
+                await running.stop()
+                print("all runs settled")
+            except WorkflowError as exc:  # runs still in flight after 30 s
+                print(f"shutdown error: {exc}")
+            return
+
+
+async def announce_and_maybe_signal(running: RunningScheduler, demo_signal: bool) -> None:
+    """Say when the long queue job is in flight; in the demo, interrupt ourselves."""
+    while not running.has_running_flows() or running.status("queue").run_count == 0:  # type: ignore[union-attr]
+        await anyio.sleep(0.05)
+    await anyio.sleep(0.1)
+    print("queue job in flight", flush=True)
+    if demo_signal:
+        print("demo: sending SIGINT to ourselves")
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+async def main(demo_signal: bool) -> None:
     sched = (
         Scheduler()
         .every("database", flow("database", 0.2), Step.START, 0.3)
         .cron("queue", flow("queue", 30), Step.START, "* * * * * *")
     )
-    print("=== Scheduler graceful shutdown ===\n")
-    async with sched.start() as running:
-        while not running.has_running_flows() or running.status("queue").run_count == 0:  # type: ignore[union-attr]
-            await anyio.sleep(0.05)
-        await anyio.sleep(0.1)
-        EVENTS.append("-- leaving the block --")
+    print("=== Scheduler graceful shutdown ===")
+    print(f"pid {os.getpid()}: press Ctrl-C (or send SIGTERM) to shut down gracefully", flush=True)
+    async with sched.start() as running, anyio.create_task_group() as tg:
+        tg.start_soon(stop_on_signal, running)
+        tg.start_soon(announce_and_maybe_signal, running, demo_signal)
+        await running.wait()  # until the signal handler's stop() has settled the runs
+        tg.cancel_scope.cancel()
     for line in EVENTS:
         print("  ", line)
     statuses = {i.id: i.status.name for i in running.list()}
@@ -89,4 +125,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--no-demo-signal", dest="demo_signal", action="store_false")
+    args = parser.parse_args()
+    anyio.run(main, args.demo_signal, backend=args.backend)

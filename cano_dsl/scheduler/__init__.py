@@ -27,6 +27,7 @@ from ._status import Idle as Idle
 from ._status import Running as Running
 from ._status import Status as Status
 from ._status import Tripped as Tripped
+from ._threads import SchedulerThreadHandle as SchedulerThreadHandle
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
@@ -41,6 +42,7 @@ __all__ = [
     "RunningScheduler",
     "Scheduler",
     "SchedulerRun",
+    "SchedulerThreadHandle",
     "Status",
     "Tripped",
 ]

@@ -15,8 +15,13 @@ day fields. Ranges must not wrap (``FRI-MON`` is an error: write ``FRI-SAT,SUN,M
 
 Weekday *numbers* follow the convention of each shape: in the 6/7-field form they
 run 1-7 with 1 = Sunday, as in the ``cron`` crate the original uses (and Quartz); in
-the 5-field form they run 0-7 with 0 and 7 = Sunday, as in crontab. Names mean the
-same day in both. Years run 1970-2100.
+the 5-field form they run 0-7 with 0 and 7 = Sunday, as in crontab, so ``5/2`` is
+Friday and Sunday (5, 7) and ``7/5`` is Sunday. Names mean the same day in both.
+Years run 1970-2100.
+
+An expression that can never fire (``* * 30 2 *``: February has no 30th) is refused
+by `CronSchedule.parse`, with the reason, instead of parsing into a schedule whose
+flow silently never runs.
 
 Day-of-month and day-of-week: in the 5-field crontab form, when both are restricted
 (neither starts with ``*`` or ``?``) a day matches if *either* matches, as in crontab;
@@ -107,9 +112,6 @@ class _FieldSpec:
     high: int
     names: dict[str, int] | None = None
     any_allowed: bool = False  # ``?``
-    # the top of ``*`` and of an open ``N/S``: crontab's weekday 7 (= 0, Sunday) is
-    # accepted as a value or a range end, but ``*/2`` or ``1/2`` never reach it twice
-    open_high: int | None = None
 
 
 def _number(token: str, spec: _FieldSpec) -> int:
@@ -134,7 +136,7 @@ def _parse_field(text: str, spec: _FieldSpec) -> set[int]:
             if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
                 raise _Invalid(f"{spec.name}: step must be a positive number in {part!r}")
             step = int(step_text)
-        top = spec.open_high if spec.open_high is not None else spec.high
+        top = spec.high
         if base in ("*", "?"):
             if base == "?" and not spec.any_allowed:
                 raise _Invalid(f"{spec.name}: '?' is only allowed in the day fields")
@@ -194,7 +196,7 @@ class CronSchedule:
         crontab = len(fields) == 5
         if crontab:
             fields = ["0", *fields]
-            dow = _FieldSpec("day of week", 0, 7, _WEEKDAYS, any_allowed=True, open_high=6)
+            dow = _FieldSpec("day of week", 0, 7, _WEEKDAYS, any_allowed=True)
             shift = 0
         elif len(fields) in (6, 7):
             names = {k: v + 1 for k, v in _WEEKDAYS.items()}
@@ -211,7 +213,7 @@ class CronSchedule:
         years: tuple[int, ...] | None = None
         if len(fields) == 7 and fields[6] not in ("*", "?"):
             years = tuple(sorted(_parse_field(fields[6], _FieldSpec("year", YEAR_MIN, YEAR_MAX))))
-        return cls(
+        schedule = cls(
             expression=expression,
             seconds=tuple(sorted(sec)),
             minutes=tuple(sorted(minute)),
@@ -224,6 +226,35 @@ class CronSchedule:
             days_restricted=crontab and fields[3][0] not in "*?",
             weekdays_restricted=crontab and fields[5][0] not in "*?",
         )
+        reason = schedule._why_never()
+        if reason is not None:
+            raise _Invalid(f"{expression!r} can never fire: {reason}")
+        return schedule
+
+    def _why_never(self) -> str | None:
+        """Why the schedule has no firing at all, or None when it has one.
+
+        Seconds, minutes, hours and weekdays are never empty, and every weekday falls
+        on every possible (month, day) within the 400-year Gregorian cycle, so without
+        a year field only the day-of-month/month combination can make a schedule
+        empty. With a year field, the (bounded) search decides."""
+        either_day = self.days_restricted and self.weekdays_restricted
+        if not either_day and not _days_possible(self.days, frozenset(self.months)):
+            return (
+                f"day of month {_show(self.days)} does not exist in month(s) "
+                f"{_show(self.months)}; allow a day that those months have (February "
+                "has 29 at most; April, June, September and November have 30)"
+            )
+        if (
+            self.years is not None
+            and self._first_from(datetime.datetime(self.years[0], 1, 1)) is None
+        ):
+            return (
+                f"no date in year(s) {_show(self.years)} has day of month "
+                f"{_show(self.days)} in month(s) {_show(self.months)} on an allowed day "
+                "of week; widen one of those fields"
+            )
+        return None
 
     def __repr__(self) -> str:
         return f"CronSchedule.parse({self.expression!r})"
@@ -298,6 +329,14 @@ class CronSchedule:
                             if i < len(secs):
                                 return datetime.datetime(year, month, day, hour, minute, secs[i])
         return None
+
+
+def _show(values: frozenset[int] | tuple[int, ...]) -> str:
+    """Allowed values for an error message: ``30,31`` (or ``1-31`` for a run)."""
+    ordered = sorted(values)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ",".join(map(str, ordered))
 
 
 def _as_utc_naive(moment: datetime.datetime) -> datetime.datetime:

@@ -9,6 +9,9 @@ child per manual trigger. Leaving it stops the loops, fires every in-flight run'
 up to 30 s on the library clock for the runs to settle (then cancels what is left),
 closes the task group and tears resources down in reverse registration order.
 
+Other threads reach a running scheduler through a `BlockingPortal` it keeps open as a
+child of its task group (``running.from_thread()``, `cano_dsl.scheduler._threads`).
+
 Every wait goes through the library clock (`cano_dsl._clock`), so under
 ``cano_dsl.testing.MockClock`` schedules, backoff windows and the shutdown bound all
 run in virtual time.
@@ -18,12 +21,14 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 import anyio.lowlevel
 
 from .. import _clock, _metrics
@@ -34,6 +39,7 @@ from ._status import Backoff, FlowInfo, FlowStatus, Running, Tripped, UtcClock
 
 if TYPE_CHECKING:
     from ._builder import FlowSpec, Scheduler
+    from ._threads import SchedulerThreadHandle
 
 __all__ = ["RunningScheduler", "SchedulerRun", "SHUTDOWN_TIMEOUT"]
 
@@ -43,6 +49,8 @@ SHUTDOWN_TIMEOUT = 30.0
 """How long a graceful stop waits for cancelled runs to settle, in seconds."""
 
 _NOT_RUNNING = "Scheduler not running — call start() before {}()"
+_SETTLE_TIMEOUT = "Timeout waiting for workflows to complete"
+_VANISHED = "Scheduler stopped unexpectedly without publishing a result"
 
 
 def _flow_run(sink: _metrics.MetricsSink, flow: str, ok: bool, started: float) -> None:
@@ -97,10 +105,12 @@ class _Flow:
 class RunningScheduler:
     """The handle ``async with sched.start() as running`` yields.
 
-    `trigger`, `reset_flow` and `cancel_flow` are async commands; `status`, `list`
-    and `has_running_flows` are synchronous snapshots and keep working after the
-    scheduler stopped. Use it from the event loop's thread (from another thread go
-    through ``anyio.from_thread``).
+    `trigger`, `reset_flow`, `cancel_flow`, `stop` and `wait` are async commands for
+    any task of the event loop that started the scheduler; `status`, `list` and
+    `has_running_flows` are synchronous snapshots and keep working after the
+    scheduler stopped. From another thread (a GUI, a signal-handling thread, a
+    synchronous web framework) use `from_thread`, whose blocking methods hop onto
+    the scheduler's event loop.
     """
 
     def __init__(self, flows: list[_Flow], utc_now: UtcClock) -> None:
@@ -111,6 +121,15 @@ class RunningScheduler:
         self._sleepers: set[anyio.CancelScope] = set()
         self._settled = anyio.Event()
         self._stop_result: bool | None = None  # None: not stopped yet; True: clean
+        # the published end of the scheduler (cano's result watch): None while it
+        # runs, then "" for a clean stop or the error message; set once the runs
+        # settled (`_ended`, for the loop's tasks) and again once the start() block
+        # has exited, resources torn down (`_closed`, for other threads)
+        self._end: str | None = None
+        self._ended = anyio.Event()
+        self._closed = threading.Event()
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._loop_thread = threading.get_ident()
 
     # -- snapshots ---------------------------------------------------------------
 
@@ -183,8 +202,59 @@ class RunningScheduler:
         settle. Resources are torn down when the ``start()`` block exits. Idempotent;
         raises ``WorkflowError("Timeout waiting for workflows to complete")`` if runs
         were still in flight after the wait."""
-        if not await self._stop_and_wait():
-            raise WorkflowError("Timeout waiting for workflows to complete")
+        await self._stop_and_wait()
+        self._raise_end()
+
+    async def wait(self) -> None:
+        """Wait until the scheduler has stopped, without stopping it (cano's
+        ``RunningScheduler::wait``): until some task or thread called `stop`, or the
+        ``start()`` block was left, and the in-flight runs settled. Returns at once
+        once stopped (every later call gives the same result). Raises what `stop`
+        raises (``WorkflowError("Timeout waiting for workflows to complete")``).
+
+        Waiting without anyone ever stopping the scheduler waits for ever; and as
+        resources are torn down when the ``start()`` block exits, the usual shape is
+        ``await running.wait()`` as the block's last line, with a signal handler or
+        another task calling ``stop()``."""
+        if self._end is None:
+            await self._ended.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
+        self._raise_end()
+
+    async def _serve_threads(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """A child of the scheduler's task group: the portal other threads call in
+        through, open until `_close_portal`."""
+        async with anyio.from_thread.BlockingPortal() as portal:
+            self._portal = portal
+            task_status.started()
+            await portal.sleep_until_stopped()
+
+    async def _close_portal(self) -> None:
+        """No more calls from threads; the ones under way finish (their commands
+        fail fast now that the scheduler is not running)."""
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            await portal.stop()
+
+    def from_thread(self) -> SchedulerThreadHandle:
+        """A blocking handle on this scheduler for other threads (see
+        `SchedulerThreadHandle`)."""
+        from ._threads import SchedulerThreadHandle
+
+        return SchedulerThreadHandle(self)
+
+    def _raise_end(self) -> None:
+        if self._end:
+            raise WorkflowError(self._end)
+
+    def _publish_end(self, error: str) -> None:
+        """Publish how the scheduler ended ("" = cleanly); the first publication wins."""
+        if self._end is None:
+            self._end = error
+            self._ended.set()
 
     # -- runs --------------------------------------------------------------------
 
@@ -379,6 +449,7 @@ class RunningScheduler:
         settled = await self._wait_settled(SHUTDOWN_TIMEOUT)
         if self._stop_result is None:
             self._stop_result = settled
+            self._publish_end("" if settled else _SETTLE_TIMEOUT)
         return self._stop_result
 
 
@@ -425,6 +496,12 @@ class SchedulerRun:
                 await _teardown(reversed(specs))
             raise
         running._spawn_loops(tg)
+        try:
+            await tg.start(running._serve_threads, name="cano_dsl.scheduler:threads")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.__aexit__(None, None, None)
+            raise
         return running
 
     async def __aexit__(
@@ -441,6 +518,7 @@ class SchedulerRun:
             try:
                 with anyio.CancelScope(shield=True):
                     settled = await running._stop_and_wait()
+                    await running._close_portal()
             finally:
                 if not settled:
                     logger.warning(
@@ -458,8 +536,10 @@ class SchedulerRun:
             with anyio.CancelScope(shield=True):
                 await _teardown(reversed(self._specs))
             self._scheduler._active = False
+            running._publish_end(_VANISHED)  # a no-op after a stop that published
+            running._closed.set()
         if not settled and exc is None:
-            raise WorkflowError("Timeout waiting for workflows to complete")
+            raise WorkflowError(_SETTLE_TIMEOUT)
         return suppress
 
 

@@ -163,6 +163,13 @@ def _item_failed() -> None:
         sink.counter(_metrics.STREAM_ITEMS_TOTAL, 1, _metrics.RESULT_ERR)
 
 
+def _per_item_sink() -> _metrics.MetricsSink | None:
+    """The sink that counts each processed item (read once per window), or None when
+    metrics are off or items are counted per flushed window."""
+    sink = _metrics.SINK
+    return None if sink is None or _metrics.STREAM_ITEMS_PER_WINDOW else sink
+
+
 def _full_window(signal: WindowSignal[Any], last: Any) -> tuple[int, Any, Any]:
     """After a full window's flush: keep going, or stop at the signal's state."""
     if signal.kind == "continue":
@@ -243,6 +250,9 @@ class _Session:
             return last
         self.errors = 0
         buf.append(pair[0])
+        sink = _per_item_sink()
+        if sink is not None:
+            sink.counter(_metrics.STREAM_ITEMS_TOTAL, 1, _metrics.RESULT_OK)
         return pair[1]
 
     async def _process(self, item: Any) -> Any:
@@ -257,17 +267,21 @@ class _Session:
         return result
 
     async def _flush(self, outputs: list[Any]) -> WindowSignal[Any]:
-        # the window's processed items are counted here, once per window
+        # as cano: the window is counted as its flush starts (its items were counted
+        # one by one); with per-window counting, items and window once it succeeded
         sink = _metrics.SINK
-        if sink is not None and outputs:
-            sink.counter(_metrics.STREAM_ITEMS_TOTAL, len(outputs), _metrics.RESULT_OK)
+        per_window = _metrics.STREAM_ITEMS_PER_WINDOW
+        if sink is not None and not per_window:
+            sink.counter(_metrics.STREAM_WINDOWS_TOTAL, 1, _metrics.NO_LABELS)
         signal = await self.task.flush_window(self.res, outputs)
         if type(signal) is not WindowSignal:
             raise TaskExecutionError(
                 f"{type(self.task).__qualname__}.flush_window must return a WindowSignal "
                 f"(WindowSignal.continue_() or WindowSignal.stop(state)), got {signal!r}"
             )
-        if sink is not None:
+        if sink is not None and per_window:
+            if outputs:
+                sink.counter(_metrics.STREAM_ITEMS_TOTAL, len(outputs), _metrics.RESULT_OK)
             sink.counter(_metrics.STREAM_WINDOWS_TOTAL, 1, _metrics.NO_LABELS)
         return signal
 
@@ -296,6 +310,7 @@ class _Session:
         guarded = self.cutter is not None
         process_item = task.process_item
         timed = self.item_timeout is not None
+        counter = _per_item_sink()
         if pump is not None:
             pump.arm(_clock.now() + self.length)
         buf: list[Any] = []
@@ -336,6 +351,8 @@ class _Session:
                     self.errors = 0
                     buf.append(pair[0])
                     last = pair[1]
+                    if counter is not None:
+                        counter.counter(_metrics.STREAM_ITEMS_TOTAL, 1, _metrics.RESULT_OK)
                     continue
                 if kind == _TICK:
                     assert pump is not None

@@ -89,9 +89,39 @@ def test_a_schedule_past_its_last_year_never_fires_again() -> None:
     assert nxt("0 0 0 1 1 * 2020", at(2024, 1, 1)) is None
 
 
-def test_an_impossible_date_never_fires() -> None:
-    assert nxt("0 0 0 30 2 *", at(2024, 1, 1)) is None
-    assert nxt("0 0 0 31 4,6,9,11 *", at(2024, 1, 1)) is None
+@pytest.mark.parametrize(
+    ("expr", "why"),
+    [
+        ("* * 30 2 *", r"day of month 30 does not exist in month\(s\) 2;"),
+        ("5-7 */7 31 4-6/2,4/10 *", r"day of month 31 does not exist in month\(s\) 4,6;"),
+        ("0 0 0 30 2 *", r"day of month 30 does not exist in month\(s\) 2;"),
+        ("0 0 0 31 4,6,9,11 *", r"day of month 31 does not exist in month\(s\) 4,6,9,11;"),
+        ("0 0 0 30,31 FEB MON", r"day of month 30,31 does not exist"),  # 6 fields: AND
+        ("0 0 30 2 ?", r"day of month 30 does not exist"),
+        ("0 0 0 29 2 * 2100", r"no date in year\(s\) 2100 has day of month 29"),
+        ("0 0 0 29 2 MON 2024", r"no date in year\(s\) 2024"),  # Feb 29 2024: a Thursday
+    ],
+)
+def test_an_expression_that_can_never_fire_is_refused_at_parse(expr: str, why: str) -> None:
+    with pytest.raises(
+        ConfigurationError, match=f"Invalid cron expression: .*can never fire: {why}"
+    ):
+        CronSchedule.parse(expr)
+
+
+@pytest.mark.parametrize(
+    ("expr", "start", "expected"),
+    [
+        ("0 0 30 2 MON", at(2024, 1, 1), at(2024, 2, 5)),  # 5 fields, both restricted: OR
+        ("0 0 1,30 2 *", at(2024, 1, 1), at(2024, 2, 1)),  # one possible day is enough
+        ("0 0 0 29 2 THU 2024", at(2024, 1, 1), at(2024, 2, 29)),
+        ("0 0 29 2 *", at(2024, 3, 1), at(2028, 2, 29)),  # leap days are possible
+    ],
+)
+def test_expressions_that_fire_rarely_are_accepted(
+    expr: str, start: datetime.datetime, expected: datetime.datetime
+) -> None:
+    assert nxt(expr, start) == expected
 
 
 def test_naive_moments_are_utc_and_aware_ones_are_converted() -> None:
@@ -179,8 +209,8 @@ def field(
     from the parser)."""
 
     def num(v: int) -> str:
-        if names is not None and draw(st.booleans()):
-            return names[v - low]
+        if names is not None and v - low < len(names) and draw(st.booleans()):
+            return names[v - low]  # crontab's weekday 7 has no name of its own
         return str(v)
 
     parts: list[str] = []
@@ -227,7 +257,8 @@ def expressions(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
     )
     mon_text, months = draw(st.one_of(st.just(("*", set(range(1, 13)))), field(1, 12, MONTHS)))
     if five:
-        dow_text, dows = draw(st.one_of(st.just(("*", set(range(7)))), field(0, 6, DAYS)))
+        dow_text, raw = draw(st.one_of(st.just(("*", set(range(7)))), field(0, 7, DAYS)))
+        dows = {v % 7 for v in raw}  # 0 and 7 are both Sunday
     else:
         dow_text, raw = draw(st.one_of(st.just(("?", set(range(1, 8)))), field(1, 7, DAYS)))
         dows = {v - 1 for v in raw}  # 1 = SUN in the 6/7-field form
@@ -276,6 +307,18 @@ def brute_force(
 
 
 WINDOW_MINUTES = 3 * 24 * 60
+LONGEST = {2: 29, 4: 30, 6: 30, 9: 30, 11: 30}
+
+
+def _never_fires(spec: dict[str, object]) -> bool:
+    """No year field here: only an AND of the day fields over impossible dates is empty."""
+    if not (spec["dom_star"] or spec["dow_star"]):
+        return False
+    return not any(
+        d <= LONGEST.get(m, 31)
+        for m in spec["months"]  # type: ignore[attr-defined]
+        for d in spec["doms"]  # type: ignore[attr-defined]
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -289,6 +332,10 @@ def test_next_after_matches_a_brute_force_scan(
     case: tuple[str, dict[str, object]], start: datetime.datetime
 ) -> None:
     text, spec = case
+    if _never_fires(spec):
+        with pytest.raises(ConfigurationError, match="can never fire"):
+            CronSchedule.parse(text)
+        return
     schedule = CronSchedule.parse(text)
     start = start.replace(tzinfo=UTC)
     expected = brute_force(spec, start.replace(tzinfo=None), WINDOW_MINUTES)
@@ -312,9 +359,28 @@ def _take(it: object, n: int) -> list[datetime.datetime]:
     return out
 
 
-def test_crontab_weekday_seven_is_a_value_not_the_top_of_a_step() -> None:
-    # 0-7 with 7 = Sunday: `3/2` is Wed and Fri, `5-7` reaches Sunday, `7` is Sunday
-    assert sorted(CronSchedule.parse("* * * * 3/2").weekdays) == [3, 5]
+def test_crontab_weekday_step_runs_to_seven_which_is_sunday() -> None:
+    # 0-7 with 7 = Sunday; `N/S` runs from N to the field's maximum, 7
+    assert sorted(CronSchedule.parse("* * * * 3/2").weekdays) == [0, 3, 5]  # 3,5,7
+    assert sorted(CronSchedule.parse("* * * * 5/2").weekdays) == [0, 5]  # 5,7
+    assert sorted(CronSchedule.parse("* * * * 7/5").weekdays) == [0]  # 7
+    assert sorted(CronSchedule.parse("* * * * 1/1").weekdays) == list(range(7))
+    assert sorted(CronSchedule.parse("* * * * FRI/2").weekdays) == [0, 5]
+    assert sorted(CronSchedule.parse("* * * * 6/1").weekdays) == [0, 6]
     assert sorted(CronSchedule.parse("* * * * */2").weekdays) == [0, 2, 4, 6]
+    assert sorted(CronSchedule.parse("* * * * */7").weekdays) == [0]  # 0 and 7
     assert sorted(CronSchedule.parse("* * * * 5-7").weekdays) == [0, 5, 6]
     assert sorted(CronSchedule.parse("* * * * 7").weekdays) == [0]
+    # a stepped range stays inside its range, even a one-value one
+    assert sorted(CronSchedule.parse("* * * * 6-6/1").weekdays) == [6]
+
+
+def test_crontab_weekday_step_from_seven_fires_on_sundays() -> None:
+    # 2024-01-07 is a Sunday; `7/5` used to be empty and never fire
+    assert nxt("0 12 * * 7/5", at(2024, 1, 1)) == at(2024, 1, 7, 12)
+    assert nxt("0 12 * * 5/2", at(2024, 1, 6)) == at(2024, 1, 7, 12)
+
+
+def test_seconds_first_weekday_step_runs_to_seven_which_is_saturday() -> None:
+    # 6/7 fields: 1 = Sunday .. 7 = Saturday; `6/1` is Friday and Saturday
+    assert sorted(CronSchedule.parse("0 0 0 * * 6/1").weekdays) == [5, 6]

@@ -260,7 +260,9 @@ async def test_two_processes_append_to_one_file(tmp_path: Path, anyio_backend: s
         proc = await anyio.run_process(
             [sys.executable, "-c", _WORKER, str(path), name, anyio_backend],
             env={**__import__("os").environ, **env},
+            check=False,
         )
+        assert proc.returncode == 0, f"{name} failed:\n{proc.stderr.decode()}"
         results[name] = int(proc.stdout.decode().strip())
 
     async with anyio.create_task_group() as tg:
