@@ -698,3 +698,35 @@ async def test_a_run_data_type_change_is_a_version_mismatch(store: Any) -> None:
         await changed.resume("tc")
     with pytest.raises(WorkflowVersionMismatch):
         await changed.with_workflow_version(2).resume("tc")
+
+
+# -- the sync entry points and bad input -----------------------------------------------
+
+
+def test_run_sync_takes_data_and_run_sync_result_returns_it() -> None:
+    wf = order_wf(None, "")
+    assert wf.run_sync(Step.LOAD, data=Order("x")) is Step.DONE
+    for backend in ("asyncio", "trio"):
+        result = wf.run_sync_result(Step.LOAD, data=Order(), backend=backend)
+        assert result.state is Step.DONE and result.data.charge_id == "ch-o-1"
+
+
+async def test_bad_data_arguments_are_configuration_errors() -> None:
+    @task
+    async def plain(res: Resources) -> Step:
+        return Step.DONE
+
+    bare = Workflow(Resources()).register(Step.LOAD, plain).add_exit_state(Step.DONE)
+    with pytest.raises(ValueError, match="declares no run data"):
+        await bare.run(Step.LOAD, data={"a": 1})
+    assert (await bare.run(Step.LOAD)).data is None
+    with pytest.raises(ValueError, match="must be a Order"):
+        await order_wf(None, "").run(Step.LOAD, data={"order_id": "x"})
+
+    @attrs.define
+    class Needs:
+        x: int
+
+    with pytest.raises(ValueError, match="without arguments"):
+        await bare.with_run_data(Needs).run(Step.LOAD)
+    assert (await bare.with_run_data(Needs).run(Step.LOAD, data=Needs(3))).data == Needs(3)
