@@ -51,7 +51,7 @@ def _restore_data(wf: Workflow[Any], run: Run, rows: list[CheckpointRow]) -> lis
                 ) from exc
         if row.kind == RowKind.COMPENSATION_COMPLETION and row is not last:
             completions.append(_copy_tree(tree))
-    if not (row is last and last.kind == RowKind.COMPENSATION_COMPLETION):
+    if last.kind != RowKind.COMPENSATION_COMPLETION:
         resume_tree = tree
     if codec is None:
         if fp is not None:
@@ -72,7 +72,9 @@ def _restore_data(wf: Workflow[Any], run: Run, rows: list[CheckpointRow]) -> lis
             "bump with_workflow_version when the run data type changes",
         )
     run.codec = codec
-    if tree is None:  # a log written without run data: start from the default value
+    if tree is None or resume_tree is None:
+        # a log written without run data (or whose data starts only with the completion
+        # row being re-run): start from the default value
         run.tree = codec.to_tree(codec.default("resume_from"), "(initial data)")
         run.logged = None
         completions = [run.tree if t is None else t for t in completions]
