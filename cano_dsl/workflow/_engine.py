@@ -84,6 +84,24 @@ def settle(run: Run, state: Any) -> None:
         run.tree = json.loads(text)
 
 
+def untracked_change(run: Run, state: Any) -> RunDataError | None:
+    """At the exit: the run data must be what the engine last saw; a change made outside
+    a task that takes the data (through a kept reference) is reported, not lost."""
+    try:
+        text = run.codec.encode(run.data, state.name)
+    except RunDataError as exc:
+        return exc
+    if text == run.text or json.loads(text) == run.tree:
+        return None
+    ops = diff(run.tree, json.loads(text))
+    fields = ", ".join(f"`{format_path(op[1])}`" for op in ops[:3])
+    return RunDataError(
+        f"run data changed outside a task that takes it (field(s) {fields}) before exit "
+        f"state {state.name}: change the data only through the task's data parameter, "
+        "during the task's call; such a change is not checkpointed"
+    )
+
+
 def data_patch(run: Run) -> bytes | None:
     """The ``data_patch`` of the next row: what changed since the last row that had
     one; the whole value in the first row."""
@@ -383,6 +401,10 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
             if append_error is not None:
                 raise await fail(wf, run, current, append_error)
         if current in exits:
+            if with_data:
+                untracked = untracked_change(run, current)
+                if untracked is not None:
+                    raise await fail(wf, run, current, untracked)
             if store is not None:
                 await clear_log(wf, run)
             return current

@@ -730,3 +730,27 @@ async def test_bad_data_arguments_are_configuration_errors() -> None:
     with pytest.raises(ValueError, match="without arguments"):
         await bare.with_run_data(Needs).run(Step.LOAD)
     assert (await bare.with_run_data(Needs).run(Step.LOAD, data=Needs(3))).data == Needs(3)
+
+
+async def test_a_change_through_a_kept_reference_is_detected_not_lost() -> None:
+    kept: list[Order] = []
+
+    @task
+    async def price(res: Resources, data: Order) -> Step:
+        kept.append(data)  # misuse: keeps a reference past the call
+        data.price = 1.0
+        return Step.CHARGE
+
+    @task
+    async def charge(res: Resources) -> Step:  # does not take the data ...
+        kept[0].charge_id = "sneaky"  # ... but changes it through the kept reference
+        return Step.SHIP
+
+    @task
+    async def ship(res: Resources) -> Step:
+        return Step.DONE
+
+    with pytest.raises(StateFailure) as info:
+        await order_wf(None, "", price=price, charge=charge, ship=ship).run(Step.LOAD)
+    assert isinstance(info.value.error, RunDataError)
+    assert "`charge_id`" in str(info.value.error) and "outside a task" in str(info.value.error)
