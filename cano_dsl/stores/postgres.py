@@ -10,7 +10,11 @@ cano-e2e store, so both can read each other's rows::
     cano_checkpoints(workflow_id text, sequence bigint, state text, task_id text,
                      output_blob bytea, kind smallint NOT NULL DEFAULT 0,
                      workflow_version bigint NOT NULL DEFAULT 0,
+                     data_patch bytea,
                      PRIMARY KEY (workflow_id, sequence))
+
+A table made before run data existed gets ``data_patch`` (``ADD COLUMN IF NOT EXISTS``,
+under the same advisory lock) when a store first connects to it.
 
 A broken connection (server restart, network drop) fails the calls in flight with
 `CheckpointStoreError`; the next call reconnects.
