@@ -8,7 +8,7 @@ import functools
 import inspect
 import time
 from collections.abc import Iterable
-from typing import Any, Generic, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 import anyio
 
@@ -40,6 +40,7 @@ from ._split import JoinConfig, join_config_error
 __all__ = ["Workflow"]
 
 _NO_DATA: Any = object()
+D = TypeVar("D")
 
 # Which task models each registration method takes.
 _COMPANION_MODELS = frozenset({"task", "router", "poll", "timer", "batch", "stepped", "stream"})
@@ -530,11 +531,20 @@ class Workflow(Generic[S]):
         state, _ = await self._orchestrate(initial, cancel, data, "orchestrate")
         return state
 
+    @overload
+    async def run(
+        self, initial: S, *, data: D, cancel: CancellationToken | None = None
+    ) -> RunResult[S, D]: ...
+    @overload
+    async def run(
+        self, initial: S, *, cancel: CancellationToken | None = None
+    ) -> RunResult[S, Any]: ...
     async def run(
         self, initial: S, *, data: Any = _NO_DATA, cancel: CancellationToken | None = None
     ) -> RunResult[S, Any]:
         """`orchestrate`, returning a `RunResult`: the exit state and the final run data
-        (``None`` without `with_run_data`). Raises what `orchestrate` raises."""
+        (``None`` without `with_run_data`). Raises what `orchestrate` raises. Typed: with
+        ``data=Order(...)`` the result is a ``RunResult[S, Order]``."""
         state, run = await self._orchestrate(initial, cancel, data, "run")
         return RunResult(state, run.data)
 
@@ -656,6 +666,23 @@ class Workflow(Generic[S]):
         )
         return result
 
+    @overload
+    def run_sync_result(
+        self,
+        initial: S,
+        *,
+        backend: Literal["asyncio", "trio"] | str = "asyncio",
+        cancel: CancellationToken | None = None,
+        data: D,
+    ) -> RunResult[S, D]: ...
+    @overload
+    def run_sync_result(
+        self,
+        initial: S,
+        *,
+        backend: Literal["asyncio", "trio"] | str = "asyncio",
+        cancel: CancellationToken | None = None,
+    ) -> RunResult[S, Any]: ...
     def run_sync_result(
         self,
         initial: S,
