@@ -754,3 +754,47 @@ async def test_a_change_through_a_kept_reference_is_detected_not_lost() -> None:
         await order_wf(None, "", price=price, charge=charge, ship=ship).run(Step.LOAD)
     assert isinstance(info.value.error, RunDataError)
     assert "`charge_id`" in str(info.value.error) and "outside a task" in str(info.value.error)
+
+
+async def test_compensate_alone_may_take_the_data_and_timer_wait_too() -> None:
+    class M(enum.Enum):
+        WAIT = 1
+        PAY = 2
+        FAIL = 3
+        DONE = 4
+
+    undone: list[dict[str, Any]] = []
+
+    @timer
+    class W:
+        async def wait(self, res: Resources, data: dict[str, Any]) -> TimerOutcome:
+            data["waited"] = True
+            return TimerOutcome.duration(0)
+
+        async def after_wait(self, res: Resources) -> M:
+            return M.PAY
+
+    @compensatable(name="pay")
+    class Pay:
+        async def run(self, res: Resources) -> tuple[M, int]:
+            return M.FAIL, 7
+
+        async def compensate(self, res: Resources, output: int, data: dict[str, Any]) -> None:
+            undone.append({"output": output, **data})
+
+    @task(config=TaskConfig.minimal())
+    async def fail(res: Resources, data: dict[str, Any]) -> M:
+        data["late"] = True
+        raise RuntimeError("no")
+
+    wf = (
+        Workflow(Resources())
+        .with_run_data(dict)
+        .register(M.WAIT, W())
+        .register_with_compensation(M.PAY, Pay())
+        .register(M.FAIL, fail)
+        .add_exit_state(M.DONE)
+    )
+    with pytest.raises(StateFailure):
+        await wf.run(M.WAIT, data={"id": "t"})
+    assert undone == [{"output": 7, "id": "t", "waited": True}]
