@@ -13,6 +13,7 @@ from ._config import RetryMode as RetryMode
 from ._config import TaskConfig as TaskConfig
 from ._errors import AppendTypeMismatch as AppendTypeMismatch
 from ._errors import CanoError as CanoError
+from ._errors import CheckpointConflict as CheckpointConflict
 from ._errors import CheckpointStoreError as CheckpointStoreError
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CompensationFailed as CompensationFailed
@@ -24,6 +25,7 @@ from ._errors import ResourceDuplicateKey as ResourceDuplicateKey
 from ._errors import ResourceNotFound as ResourceNotFound
 from ._errors import ResourceTypeMismatch as ResourceTypeMismatch
 from ._errors import RetryExhausted as RetryExhausted
+from ._errors import RunClaimedError as RunClaimedError
 from ._errors import StateFailure as StateFailure
 from ._errors import StoreError as StoreError
 from ._errors import TaskDefinitionError as TaskDefinitionError
@@ -37,7 +39,10 @@ from ._errors import WorkflowVersionMismatch as WorkflowVersionMismatch
 from ._observer import WorkflowObserver as WorkflowObserver
 from ._outcome import Err as Err
 from ._outcome import Ok as Ok
+from ._outcome import Outcome as Outcome
+from ._resources import FromResources as FromResources
 from ._resources import HealthStatus as HealthStatus
+from ._resources import Key as Key
 from ._resources import Res as Res
 from ._resources import Resource as Resource
 from ._resources import Resources as Resources
@@ -90,8 +95,10 @@ from .resilience import WindowPolicy as WindowPolicy
 # --- end resilience exports ---
 # --- stores exports ---
 from .stores import CheckpointRow as CheckpointRow
+from .stores import ClaimingCheckpointStore as ClaimingCheckpointStore
 from .stores import CheckpointStore as CheckpointStore
 from .stores import RowKind as RowKind
+from .stores import RunClaim as RunClaim
 from .tasks import BatchTask as BatchTask
 from .tasks import FunctionTask as FunctionTask
 from .tasks import RouterTask as RouterTask
@@ -105,6 +112,7 @@ from .workflow import RunDataError as RunDataError
 from .workflow import RunDataMismatch as RunDataMismatch
 from .workflow import RunResult as RunResult
 from .workflow import SplitResult as SplitResult
+from .workflow import Unbound as Unbound
 from .workflow import Workflow as Workflow
 
 # --- end stores exports ---

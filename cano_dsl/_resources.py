@@ -10,7 +10,7 @@ import logging
 import math
 import typing
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, overload, runtime_checkable
 
 import anyio
 import attrs
@@ -26,7 +26,9 @@ from ._observer import notify
 
 __all__ = [
     "DEFAULT_TEARDOWN_TIMEOUT",
+    "FromResources",
     "HealthStatus",
+    "Key",
     "Res",
     "Resource",
     "ResourceBase",
@@ -63,6 +65,20 @@ def teardown_limit(value: float | datetime.timedelta | None, what: str) -> float
             f"{what} must be a finite number of seconds > 0, or None for no bound; got {out!r}"
         )
     return out
+
+
+class Key(str, Generic[T]):
+    """A string key that also carries the type of its value, for the type checker:
+    ``NUMBERS: Key[list[int]] = Key("numbers")``.
+
+    A `Key` *is* its string (equal, same hash), so ``store.get(NUMBERS)`` and
+    ``store.get("numbers")`` reach the same value; the first is typed ``list[int]``,
+    the second ``Any``. Works with `Resources` (``insert``, ``get``) and `MemoryStore`
+    (``put``, ``get``, ``get_or``, ``append``). Nothing is checked at run time: pass
+    ``kind`` to ``get`` for an ``isinstance`` check.
+    """
+
+    __slots__ = ()
 
 
 @attrs.frozen
@@ -169,11 +185,19 @@ class Resources:
         """A `Resources` with nothing in it (the same as ``Resources()``)."""
         return cls()
 
+    @overload
+    def insert(self, key: Key[T], value: T) -> Resources: ...
+    @overload
+    def insert(self, key: ResourceKey, value: Any) -> Resources: ...
     def insert(self, key: ResourceKey, value: Any) -> Resources:
         """Add ``value`` under ``key``; raise `ResourceDuplicateKey` if taken."""
         self.try_insert(key, value)
         return self
 
+    @overload
+    def try_insert(self, key: Key[T], value: T) -> None: ...
+    @overload
+    def try_insert(self, key: ResourceKey, value: Any) -> None: ...
     def try_insert(self, key: ResourceKey, value: Any) -> None:
         """Add ``value`` under ``key``; raise `ResourceDuplicateKey` if taken."""
         if not isinstance(key, (str, enum.Enum)):
@@ -186,7 +210,17 @@ class Resources:
         self._items[key] = value
 
     @overload
+    def get(self, key: Key[T]) -> T: ...
+    @overload
     def get(self, key: ResourceKey) -> Any: ...
+    # a bare container class (``get(key, list)``) gives ``list[Any]``, not a list of
+    # unknowns, so pyright's strict mode accepts it
+    @overload
+    def get(self, key: ResourceKey, kind: type[list[Any]]) -> list[Any]: ...
+    @overload
+    def get(self, key: ResourceKey, kind: type[dict[Any, Any]]) -> dict[Any, Any]: ...
+    @overload
+    def get(self, key: ResourceKey, kind: type[set[Any]]) -> set[Any]: ...
     @overload
     def get(self, key: ResourceKey, kind: type[T]) -> T: ...
     def get(self, key: ResourceKey, kind: type[T] | None = None) -> Any:
@@ -203,6 +237,10 @@ class Resources:
             )
         return value
 
+    @overload
+    def __getitem__(self, key: Key[T]) -> T: ...
+    @overload
+    def __getitem__(self, key: ResourceKey) -> Any: ...
     def __getitem__(self, key: ResourceKey) -> Any:
         return self.get(key)
 
@@ -372,6 +410,29 @@ class Res:
     """Marks a field of a `@from_resources` class: ``Annotated[T, Res("key")]``."""
 
     key: ResourceKey
+
+
+class FromResources:
+    """An optional, empty base for a `from_resources` class, so a type checker sees the
+    ``from_resources(res)`` classmethod the decorator adds (a class decorator cannot
+    show a new member to mypy or pyright)::
+
+        @from_resources
+        @attrs.frozen
+        class Deps(FromResources):
+            store: Annotated[MemoryStore, Res("store")]
+
+        deps = Deps.from_resources(res)  # typed Deps
+    """
+
+    __slots__ = ()
+
+    if typing.TYPE_CHECKING:
+
+        @classmethod
+        def from_resources(cls: type[T], res: Resources) -> T:
+            """An instance with every ``Annotated[T, Res(key)]`` field filled from ``res``."""
+            ...
 
 
 def from_resources(cls: C) -> C:

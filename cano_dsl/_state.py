@@ -8,9 +8,11 @@ from typing import Generic, TypeVar
 
 import attrs
 
-__all__ = ["S", "TaskResult", "label"]
+__all__ = ["S", "S_co", "TaskResult", "label"]
 
 S = TypeVar("S", bound=enum.Enum)
+#: The state type of a value that only produces states (tasks, outcomes, protocols).
+S_co = TypeVar("S_co", bound=enum.Enum, covariant=True)
 
 
 def label(state: object) -> str:
@@ -21,26 +23,28 @@ def label(state: object) -> str:
 
 
 @attrs.frozen(repr=False)
-class TaskResult(Generic[S]):
+class TaskResult(Generic[S_co]):
     """What a task returns: one next state (`single`) or, for parity with cano, several
     (`split`, which the engine rejects outside split states). A task may also simply
     return the Enum member."""
 
-    states: tuple[S, ...]
+    states: tuple[S_co, ...]
     is_split: bool = False
 
     @classmethod
     def single(cls, state: S) -> TaskResult[S]:
         """Go to ``state`` next."""
-        return cls((state,), False)
+        out: TaskResult[S] = cls((state,), False)  # type: ignore[arg-type,assignment]
+        return out
 
     @classmethod
     def split(cls, states: Iterable[S]) -> TaskResult[S]:
         """Run ``states`` in parallel (a state registered with `Workflow.register_split`)."""
-        return cls(tuple(states), True)
+        out: TaskResult[S] = cls(tuple(states), True)  # type: ignore[arg-type,assignment]
+        return out
 
     @property
-    def state(self) -> S:
+    def state(self) -> S_co:
         """The next state of a `single` result."""
         if self.is_split:
             raise ValueError("a split TaskResult has no single state")

@@ -8,6 +8,7 @@ from collections.abc import Hashable
 from typing import Any, TypeVar, overload
 
 from ._errors import AppendTypeMismatch, KeyNotFound, TypeMismatch
+from ._resources import Key
 
 __all__ = ["MemoryStore"]
 
@@ -28,13 +29,27 @@ class MemoryStore:
         self._data: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
 
+    @overload
+    def put(self, key: Key[T], value: T) -> None: ...
+    @overload
+    def put(self, key: Hashable, value: Any) -> None: ...
     def put(self, key: Hashable, value: Any) -> None:
         """Insert or replace ``key`` (the type may change)."""
         with self._lock:
             self._data[key] = value
 
     @overload
+    def get(self, key: Key[T]) -> T: ...
+    @overload
     def get(self, key: Hashable) -> Any: ...
+    # a bare container class (``get(key, list)``) gives ``list[Any]``, not a list of
+    # unknowns, so pyright's strict mode accepts it
+    @overload
+    def get(self, key: Hashable, kind: type[list[Any]]) -> list[Any]: ...
+    @overload
+    def get(self, key: Hashable, kind: type[dict[Any, Any]]) -> dict[Any, Any]: ...
+    @overload
+    def get(self, key: Hashable, kind: type[set[Any]]) -> set[Any]: ...
     @overload
     def get(self, key: Hashable, kind: type[T]) -> T: ...
     def get(self, key: Hashable, kind: type[T] | None = None) -> Any:
@@ -49,7 +64,11 @@ class MemoryStore:
 
     get_shared = get
 
-    def get_or(self, key: Hashable, default: T) -> Any:
+    @overload
+    def get_or(self, key: Key[T], default: T) -> T: ...
+    @overload
+    def get_or(self, key: Hashable, default: Any) -> Any: ...
+    def get_or(self, key: Hashable, default: Any) -> Any:
         """The value under ``key``, or ``default`` when it is missing."""
         return self._data.get(key, default)
 
@@ -58,6 +77,10 @@ class MemoryStore:
         with self._lock:
             self._data.pop(key, None)
 
+    @overload
+    def append(self, key: Key[list[T]], item: T) -> None: ...
+    @overload
+    def append(self, key: Hashable, item: Any) -> None: ...
     def append(self, key: Hashable, item: Any) -> None:
         """Append to the list under ``key``, creating ``[item]`` when missing."""
         with self._lock:

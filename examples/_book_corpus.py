@@ -58,7 +58,7 @@ def title_of(book_id: int) -> str:
 
 def _text(book_id: int, sentences: int) -> str:
     rng = _Lcg(book_id * 7919)
-    out = []
+    out: list[str] = []
     for _ in range(sentences):
         words = ["the", _NOUNS[rng.next(len(_NOUNS))], _VERBS[rng.next(len(_VERBS))]]
         for _ in range(1 + rng.next(3)):

@@ -165,7 +165,8 @@ class Actor1:
             prompt = f"Start a short story about {subject}. One sentence, leave room to build."
             fallback = f"Tell me a story about {subject}."
         else:
-            prompt, fallback = "\n".join(store.get("chat", list)), STOCK_LINE
+            chat: list[str] = store.get("chat", list)
+            prompt, fallback = "\n".join(chat), STOCK_LINE
         turns = await take_turn(res, "actor1", prompt, fallback, opening)
         return Scene.END if turns >= MAX_TURNS else Scene.ACTOR2
 
@@ -173,7 +174,8 @@ class Actor1:
 @task(state=Scene, config=TaskConfig.minimal())
 class Actor2:
     async def run(self, res: Resources) -> Scene:
-        history = "\n".join(res.get("store", MemoryStore).get("chat", list))
+        chat: list[str] = res.get("store", MemoryStore).get("chat", list)
+        history = "\n".join(chat)
         turns = await take_turn(res, "actor2", history, STOCK_LINE)
         return Scene.END if turns >= MAX_TURNS else Scene.ACTOR1
 
@@ -189,13 +191,14 @@ async def main(model: ImprovModel, seed: int) -> None:
         .add_exit_state(Scene.END)
     )
     final = await wf.orchestrate(Scene.OPENING)
-    stock = len(store.get("stock_lines", list)) if "stock_lines" in store else 0
+    stock_lines: list[str] = store.get("stock_lines", list) if "stock_lines" in store else []
+    stock = len(stock_lines)
     print(f"\nended in {final.name} after {store.get('turns', int)} turns")
     print(f"lines from the model: {store.get('turns', int) - stock}, stock lines: {stock}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--ollama", metavar="URL", help="use a local Ollama server")
     parser.add_argument("--model", default="gemma3", help="Ollama model name")

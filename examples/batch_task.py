@@ -66,7 +66,7 @@ class ParseUrls:
         return item
 
     async def finish(self, res: Resources, outputs: list[Ok[str] | Err]) -> Step:
-        good = [o.value for o in outputs if o.is_ok()]
+        good = [o.value for o in outputs if isinstance(o, Ok)]
         for url, o in zip(URLS, outputs, strict=True):
             if isinstance(o, Err):
                 print(f"  parse: skip {url}: {o.error}")

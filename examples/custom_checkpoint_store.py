@@ -46,7 +46,7 @@ class JsonLinesStore:
         path = self._file(workflow_id)
         if not path.exists():
             return []
-        rows = []
+        rows: list[CheckpointRow] = []
         for line in path.read_text().splitlines():
             d = json.loads(line)
             blob = base64.b64decode(d["blob"]) if d["blob"] is not None else None
@@ -119,7 +119,7 @@ async def publish(res: Resources) -> Job:
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = JsonLinesStore(Path(tmp))
-        print(f"is a CheckpointStore: {isinstance(store, CheckpointStore)}")
+        print(f"is a CheckpointStore: {isinstance(store, CheckpointStore)}")  # pyright: ignore[reportUnnecessaryIsInstance]
         wf = (
             Workflow.bare()
             .register(Job.EXTRACT, extract)

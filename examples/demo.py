@@ -34,6 +34,7 @@ import attrs
 from cano_dsl import (
     MemoryStore,
     Ok,
+    Outcome,
     Resources,
     RetryMode,
     StateFailure,
@@ -114,7 +115,7 @@ class PriceLines:
         await anyio.sleep(0.001)
         return round(qty * unit * 1.2, 2)
 
-    async def finish(self, res: Resources, outputs: list[object], data: OrderData) -> Order:
+    async def finish(self, res: Resources, outputs: list[Outcome[float]], data: OrderData) -> Order:
         totals = [o.value for o in outputs if isinstance(o, Ok)]
         if len(totals) != len(outputs):
             raise RuntimeError("some order lines could not be priced")
@@ -148,7 +149,7 @@ class ChooseShipping:
 
 @task(config=TaskConfig.minimal())
 async def express(res: Resources, data: OrderData) -> Order:
-    flags = res.get("flags", dict)
+    flags: dict[str, bool] = res.get("flags", dict)
     print(f"  EXPRESS starts with the run data: {describe(data)}")
     data.tracking = "EXP-pending"  # lost with the failed attempt: never checkpointed
     if flags.get("warehouse_offline"):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import enum
 import sys
-from typing import Any
 
 import anyio
 
@@ -32,7 +31,11 @@ from cano_dsl import FlowStatus, Scheduler, TaskConfig, Workflow, task
 
 try:
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.export import (
+        HistogramDataPoint,
+        InMemoryMetricReader,
+        NumberDataPoint,
+    )
 
     from cano_dsl.observability import MetricsObserver, install_metrics, uninstall_metrics
 except ImportError:  # pragma: no cover - depends on the installed extras
@@ -76,20 +79,19 @@ def workflow(observer: MetricsObserver) -> Workflow[Step]:
 
 def dump(reader: InMemoryMetricReader) -> list[str]:
     """One line per metric point: counters and gauges by value, histograms by count/sum."""
-    lines = []
+    lines: list[str] = []
     data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else []:
+    for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 for point in metric.data.data_points:
                     attrs = dict(point.attributes or {})
                     labels = ",".join(f"{k}={v}" for k, v in sorted(attrs.items()))
                     shown = f"{metric.name}{{{labels}}}" if labels else metric.name
-                    value: Any = getattr(point, "value", None)
-                    if value is None:  # a histogram point
+                    if isinstance(point, NumberDataPoint):
+                        lines.append(f"{shown} = {point.value}")
+                    elif isinstance(point, HistogramDataPoint):
                         lines.append(f"{shown} = count={point.count} sum={point.sum:.4f}s")
-                    else:
-                        lines.append(f"{shown} = {value}")
     return sorted(lines)
 
 

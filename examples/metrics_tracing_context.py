@@ -38,7 +38,11 @@ from cano_dsl.observability import MetricsSink, install_metrics_sink, uninstall_
 try:
     from opentelemetry import trace
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.export import (
+        HistogramDataPoint,
+        InMemoryMetricReader,
+        NumberDataPoint,
+    )
     from opentelemetry.sdk.trace import TracerProvider
 
     from cano_dsl.observability import OtelMetricsSink, TracingObserver
@@ -115,21 +119,20 @@ def workflow() -> Workflow[Step]:
 
 
 def dump(reader: InMemoryMetricReader) -> list[str]:
-    lines = []
+    lines: list[str] = []
     data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else []:
+    for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 for point in metric.data.data_points:
                     labels = ",".join(
-                        f"{k}={v}" for k, v in sorted((point.attributes or {}).items())
+                        f"{k}={v!s}" for k, v in sorted((point.attributes or {}).items())
                     )
                     shown = f"{metric.name}{{{labels}}}" if labels else metric.name
-                    value = getattr(point, "value", None)
-                    if value is None:
+                    if isinstance(point, NumberDataPoint):
+                        lines.append(f"{shown} = {point.value}")
+                    elif isinstance(point, HistogramDataPoint):
                         lines.append(f"{shown} = count={point.count} sum={point.sum:.4f}s")
-                    else:
-                        lines.append(f"{shown} = {value}")
     return sorted(lines)
 
 

@@ -82,7 +82,7 @@ class ValidateResults:
         store = res.get("store", MemoryStore)
         stats = store.get("stats", Stats)
         data = store.get("processed", list)
-        issues = []
+        issues: list[str] = []
         if stats.count != len(data):
             issues.append("count differs between stats and data")
         if not math.isfinite(stats.mean):
@@ -122,8 +122,8 @@ class PathRecorder(WorkflowObserver):
     def __init__(self) -> None:
         self.states: list[str] = []
 
-    def on_state_enter(self, label: str) -> None:
-        self.states.append(label)
+    def on_state_enter(self, state: str) -> None:
+        self.states.append(state)
 
 
 async def main(seed: int, threshold: float) -> None:
@@ -145,7 +145,7 @@ async def main(seed: int, threshold: float) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threshold", type=float, default=25.0)
     args = parser.parse_args()

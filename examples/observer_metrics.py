@@ -55,7 +55,7 @@ class CountingObserver(WorkflowObserver):
         with self._lock:
             self._counts[key] += 1
 
-    def on_state_enter(self, label: str) -> None:
+    def on_state_enter(self, state: str) -> None:
         self._bump("state_enters")
 
     def on_task_start(self, task_id: str) -> None:

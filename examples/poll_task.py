@@ -59,6 +59,7 @@ async def main() -> None:
         .register(Step.PROCESS, process)
         .add_exit_state(Step.DONE)
     )
+    final = Step.WAIT  # the run below sets it
     async with anyio.create_task_group() as tg:
         tg.start_soon(background_job, store)
         final = await wf.orchestrate(Step.WAIT)

@@ -81,9 +81,9 @@ async def main() -> None:
             print(f"\ntrigger refused: {err.message}")
         broken.failures = 0  # "fix" the dependency, then reset the flow
         await running.reset_flow("broken")
-        print("reset_flow('broken') ->", describe(running.status("broken").status))  # type: ignore[union-attr]
+        print("reset_flow('broken') ->", describe(running.status("broken").status))
         with anyio.fail_after(10):
-            while running.status("broken").status.name != "completed":  # type: ignore[union-attr]
+            while running.status("broken").status.name != "completed":
                 await anyio.sleep(0.02)
         final = {i.id: i for i in running.list()}
 

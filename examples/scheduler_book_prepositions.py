@@ -90,10 +90,10 @@ class Download:
 class Analyze:
     async def run(self, res: Resources) -> Phase:
         store = res.get("store", MemoryStore)
-        books = store.get("books", list) if "books" in store else []
+        books: list[tuple[int, str]] = store.get("books", list) if "books" in store else []
         if not books:
             raise LookupError("no book was downloaded")
-        analyses = []
+        analyses: list[Analysis] = []
         for book_id, text in books:
             words = WORD.findall(text.lower())
             found = {w for w in words if w in PREPOSITIONS}

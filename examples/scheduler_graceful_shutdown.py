@@ -91,7 +91,10 @@ async def stop_on_signal(running: RunningScheduler) -> None:
 
 async def announce_and_maybe_signal(running: RunningScheduler, demo_signal: bool) -> None:
     """Say when the long queue job is in flight; in the demo, interrupt ourselves."""
-    while not running.has_running_flows() or running.status("queue").run_count == 0:  # type: ignore[union-attr]
+    while True:
+        info = running.status("queue")
+        if running.has_running_flows() and info is not None and info.run_count > 0:
+            break
         await anyio.sleep(0.05)
     await anyio.sleep(0.1)
     print("queue job in flight", flush=True)
@@ -125,7 +128,7 @@ async def main(demo_signal: bool) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--no-demo-signal", dest="demo_signal", action="store_false")
     args = parser.parse_args()

@@ -218,7 +218,7 @@ def reduce(results: GlobalResults) -> None:
         raise LookupError("no batch completed")
     print("\nbatch summaries:")
     for s in batches:
-        distinct = frozenset().union(*(b.distinct for b in s.books))
+        distinct = frozenset[str]().union(*(b.distinct for b in s.books))
         print(
             f"  {s.batch}: {len(s.books)} books, {s.mean_per_thousand:.1f} per 1000 words, "
             f"{len(distinct)} distinct prepositions"

@@ -78,7 +78,7 @@ class ReadBack:
                 f"  read back {ns.namespace} -> result={ns.get('result', int)}, label={ns.get('label')!r}"
             )
         shared = res.get("mem", MemoryStore)
-        print(f"  keys in the shared MemoryStore: {sorted(shared.keys())}")
+        print(f"  keys in the shared MemoryStore: {sorted(shared.keys(), key=str)}")
         return Step.LOAD_LARGE
 
 

@@ -70,7 +70,8 @@ class Reserve:
         return Step.WORK, "hold-1"
 
     async def compensate(self, res: Resources, output: str) -> None:
-        res.get("undo_log", list).append("reserve")
+        undo_log: list[str] = res.get("undo_log", list)
+        undo_log.append("reserve")
 
 
 @compensatable(state=Step, config=TaskConfig.minimal(), name="charge")
@@ -79,7 +80,8 @@ class Charge:
         return Step.FINISH, "txn-1"
 
     async def compensate(self, res: Resources, output: str) -> None:
-        res.get("undo_log", list).append("charge")
+        undo_log: list[str] = res.get("undo_log", list)
+        undo_log.append("charge")
 
 
 @task(config=TaskConfig.minimal(), name="ship")

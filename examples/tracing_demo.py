@@ -120,13 +120,13 @@ class MathTask:
 def print_trees(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> None:
     """Print finished spans as trees (children under their parent)."""
     by_parent: dict[int | None, list[ReadableSpan]] = defaultdict(list)
-    ids = {s.context.span_id for s in spans}
+    ids = {s.context.span_id for s in spans if s.context is not None}
     for s in spans:
         parent = s.parent.span_id if s.parent is not None else None
         by_parent[parent if parent in ids else None].append(s)
 
     def walk(span: ReadableSpan, depth: int) -> None:
-        ms = (span.end_time - span.start_time) / 1e6
+        ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
         attrs = {k: v for k, v in (span.attributes or {}).items() if k != "cano.task_id"}
         events = [
             f"{e.name}: {dict(e.attributes or {}).get('cano.state') or dict(e.attributes or {})}"
@@ -136,10 +136,11 @@ def print_trees(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> None:
         print(
             f"  {'  ' * depth}{span.name} [{span.status.status_code.name}] {ms:.0f} ms {attrs}{extra}"
         )
-        for child in sorted(by_parent[span.context.span_id], key=lambda c: c.start_time):
+        span_id = span.context.span_id if span.context is not None else None
+        for child in sorted(by_parent[span_id], key=lambda c: c.start_time or 0):
             walk(child, depth + 1)
 
-    for root in sorted(by_parent[None], key=lambda s: s.start_time):
+    for root in sorted(by_parent[None], key=lambda s: s.start_time or 0):
         walk(root, 0)
 
 

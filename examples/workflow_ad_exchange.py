@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -56,7 +57,7 @@ def store_of(res: Resources) -> MemoryStore:
 class Step:
     """A small branch: sleep ``delay``, then run ``body(store)`` (may raise)."""
 
-    def __init__(self, name: str, delay: float, body: Any) -> None:
+    def __init__(self, name: str, delay: float, body: Callable[[MemoryStore], None]) -> None:
         self._name, self.delay, self.body = name, delay, body
 
     def name(self) -> str:
@@ -71,7 +72,7 @@ class Step:
         return Ad.GATE  # ignored inside a split
 
 
-def lookup(key: str, value: Any) -> Any:
+def lookup(key: str, value: Callable[[dict[str, Any]], object]) -> Callable[[MemoryStore], None]:
     def body(store: MemoryStore) -> None:
         store.put(key, value(store.get("request")))
 
@@ -118,7 +119,7 @@ QUALITY = {"alpha": 0.9, "beta": 0.6, "epsilon": 1.0, "gamma": 1.0, "delta": 1.0
 
 def scorer(slot: int) -> Step:
     def body(store: MemoryStore) -> None:
-        bids = store.get("bids") if "bids" in store else []
+        bids: list[tuple[str, float]] = store.get("bids") if "bids" in store else []
         if slot < len(bids):
             name, price = bids[slot]
             store.append("scored", (round(price * QUALITY[name], 3), name, price))
@@ -129,7 +130,7 @@ def scorer(slot: int) -> Step:
 @task(config=TaskConfig.minimal())
 async def pick(res: Resources) -> Ad:
     store = store_of(res)
-    scored = store.get("scored") if "scored" in store else []
+    scored: list[tuple[float, str, float]] = store.get("scored") if "scored" in store else []
     if not scored:
         return Ad.NO_FILL
     _score, name, price = max(scored)
@@ -188,7 +189,8 @@ async def serve(request: dict[str, Any]) -> None:
         print(f"  bids received: {store.get('bids')}")
     if "winner" in store:
         print(f"  winner: {store.get('winner')}")
-    for line in store.get("log") if "log" in store else []:
+    log: list[str] = store.get("log") if "log" in store else []
+    for line in log:
         print(f"  {line}")
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -130,7 +130,7 @@ async def handle(stream: anyio.abc.SocketStream) -> None:
             except json.JSONDecodeError:
                 payload = None
             if isinstance(payload, dict):
-                status, reply = await process(payload)
+                status, reply = await process(cast(dict[str, Any], payload))
             else:
                 status, reply = 400, {"error": "the body must be a JSON object"}
         data = json.dumps(reply).encode()
@@ -181,7 +181,7 @@ async def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="keep serving until Ctrl-C")
     parser.add_argument("--port", type=int, default=4001, help="port for --serve")
     args = parser.parse_args()

@@ -121,7 +121,7 @@ class Multiply:
     async def run(self, res: Resources) -> Stage:
         k = res.get("kernels", Kernels)
         store = res.get("store", MemoryStore)
-        ms = store.get("matrices", list)
+        ms: list[Matrix] = store.get("matrices", list)
         products = await timed(
             f"MULTIPLY {len(ms) // 2} pairs",
             lambda: [k.matmul(ms[i], ms[i + 1]) for i in range(0, len(ms) - 1, 2)],
@@ -210,7 +210,7 @@ async def main(pure: bool, size: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pure", action="store_true", help="do not use numpy")
     parser.add_argument("--size", type=int, default=64, help="matrix size (default 64)")
     args = parser.parse_args()

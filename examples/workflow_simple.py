@@ -20,7 +20,16 @@ from typing import Annotated
 import anyio
 import attrs
 
-from cano_dsl import MemoryStore, Res, Resources, Workflow, from_resources, resource, task
+from cano_dsl import (
+    FromResources,
+    MemoryStore,
+    Res,
+    Resources,
+    Workflow,
+    from_resources,
+    resource,
+    task,
+)
 
 
 class Action(enum.Enum):
@@ -40,14 +49,14 @@ class GeneratorConfig:
 
 @from_resources
 @attrs.frozen
-class GeneratorDeps:
+class GeneratorDeps(FromResources):
     config: Annotated[GeneratorConfig, Res("config")]
     store: Annotated[MemoryStore, Res("store")]
 
 
 @from_resources
 @attrs.frozen
-class StoreDeps:
+class StoreDeps(FromResources):
     store: Annotated[MemoryStore, Res("store")]
 
 
@@ -92,10 +101,10 @@ async def main(seed: int) -> None:
     final = await wf.orchestrate(Action.GENERATE)
     print(f"\nfinal state: {final.name}")
     print(f"even numbers found: {store.get('count', int)}")
-    print(f"keys left in the store: {sorted(store.keys())}")
+    print(f"keys left in the store: {sorted(store.keys(), key=str)}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seed", type=int, default=11)
     anyio.run(main, parser.parse_args().seed)

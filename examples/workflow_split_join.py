@@ -11,6 +11,7 @@ A last run shows a split timeout: a branch that hangs makes `All` fail with
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 import anyio
 
@@ -54,14 +55,15 @@ class Analysis:
 
     async def run(self, res: Resources) -> Step:
         store = res.get("store", MemoryStore)
-        nums = store.get("numbers")
+        nums: list[int] = store.get("numbers")
         await anyio.sleep(self.delay)
-        value = {
+        stats: dict[str, Callable[[], float]] = {
             "sum": lambda: sum(nums),
             "mean": lambda: sum(nums) / len(nums),
             "evens": lambda: sum(1 for n in nums if n % 2 == 0),
             "max": lambda: max(nums),
-        }[self.key]()
+        }
+        value = stats[self.key]()
         store.put(self.key, value)
         return Step.AGGREGATE  # ignored: a split always goes to its join state
 

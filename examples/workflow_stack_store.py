@@ -89,7 +89,7 @@ async def main() -> None:
         print(f"  final state: {final.name}")
         print(f"  revenue: ${store.get('revenue', float):.2f}")
         print(f"  response [{store.get('status')}]: {store.get('response', str)}")
-        print(f"  keys in the store: {sorted(store.keys())}\n")
+        print(f"  keys in the store: {sorted(store.keys(), key=str)}\n")
 
 
 if __name__ == "__main__":

@@ -9,17 +9,34 @@ one commit each. When its batch is done the leader wakes the callers it served a
 leadership to the oldest op still queued, then returns; nobody waits on somebody else's
 backlog longer than one batch.
 
-Cancellation: an op still queued when its caller is cancelled is withdrawn and never
-runs. Once an op's batch is in the worker thread, cancellation of its caller is held
-back until the batch is done (as with ``to_thread.run_sync``), so a cancelled append
-has either fully happened or not happened at all.
+Cancellation: a caller's *wait* is always cancellable; the batch is not, because it
+carries other callers' ops too (one caller's deadline must not fail its neighbours).
 
-Everything here runs on one event loop at a time; no thread touches the queue.
+- An op still queued when its caller is cancelled is withdrawn and never runs.
+- An op whose batch is in the worker thread is *abandoned*: its caller leaves at once
+  (with its cancellation) and the batch goes on for the others. If the thread had not
+  started writing that op yet, the op is skipped (not written); otherwise its outcome
+  is unknown (it may or may not have been committed).
+- One caller at a time *watches* the batch in flight (the leader first): when the
+  watcher leaves, the role passes to another caller still waiting on that batch, else
+  to the oldest queued op, else to the next caller to arrive. Whoever watches it
+  finishes the batch on the loop: wakes its callers and hands leadership over.
+- When every op of a running batch has been abandoned, the store's ``abandon`` hook is
+  called (on the loop) so it can cut the stuck work short (the PostgreSQL store shuts
+  the connection's socket; the SQLite store's lock wait notices by itself).
+
+The worker thread never calls back into the event loop, so a batch that outlives its
+loop (a frozen server, the run long over) cannot hang or crash anything: it finishes
+in its thread and its result is dropped.
+
+Everything else runs on one event loop at a time; the queue is never touched from a
+thread.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -31,7 +48,7 @@ from .._errors import CheckpointStoreError
 from .._ids import check_workflow_id
 from ._row import CheckpointRow
 
-__all__ = ["BatchRunner", "BatchedStore", "Op", "OpKind"]
+__all__ = ["BatchRunner", "BatchedStore", "Op", "OpKind", "all_abandoned", "skip_abandoned"]
 
 _S = TypeVar("_S", bound="BatchedStore")
 
@@ -51,17 +68,35 @@ class _Phase(enum.Enum):
 
 
 class Op:
-    """One store operation and, once its batch has run, its result or error."""
+    """One store operation and, once its batch has run, its result or error.
 
-    __slots__ = ("args", "error", "event", "kind", "lead", "phase", "resolved", "result")
+    ``abandoned`` is set (on the loop) when the op's caller stopped waiting while its
+    batch was in the worker thread; the thread reads it to skip ops not yet written and
+    to give up a lock wait nobody waits for any more (see `all_abandoned`).
+    """
+
+    __slots__ = (
+        "abandoned",
+        "args",
+        "error",
+        "event",
+        "kind",
+        "lead",
+        "phase",
+        "resolved",
+        "result",
+        "watch",
+    )
 
     def __init__(self, kind: OpKind, *args: Any) -> None:
         self.kind = kind
         self.args = args
         self.result: Any = None
         self.error: BaseException | None = None
-        self.event: anyio.Event | None = None
-        self.lead = False
+        self.event: anyio.Event | None = None  # set while its caller waits in `_wait`
+        self.lead = False  # told to lead the next batch
+        self.watch = False  # told to watch the batch in flight
+        self.abandoned = False
         self.phase = _Phase.QUEUED
         self.resolved = False
 
@@ -78,6 +113,43 @@ class Op:
         return self.kind in (OpKind.APPEND, OpKind.CLEAR)
 
 
+def all_abandoned(ops: Sequence[Op]) -> bool:
+    """Whether every caller of ``ops`` has stopped waiting (thread side: give up)."""
+    return all(op.abandoned for op in ops)
+
+
+def skip_abandoned(ops: Sequence[Op]) -> list[Op]:
+    """Thread side, before writing: resolve the ops whose callers have left as not run
+    and return the others (``CLOSE`` always runs)."""
+    live = []
+    for op in ops:
+        if op.abandoned and op.kind is not OpKind.CLOSE:
+            op.fail(CheckpointStoreError("abandoned by its caller before it ran"))
+        else:
+            live.append(op)
+    return live
+
+
+class _State(enum.Enum):
+    PENDING = enum.auto()  # handed to a worker thread that has not picked it up yet
+    STARTED = enum.auto()  # the thread is running it
+    FINISHED = enum.auto()  # the thread is done: results are in
+    DROPPED = enum.auto()  # given up before the thread picked it up: never runs
+
+
+class _Batch:
+    """A batch in flight and its handshake with the worker thread (under ``lock``)."""
+
+    __slots__ = ("abandon_called", "done", "lock", "ops", "state")
+
+    def __init__(self, ops: list[Op]) -> None:
+        self.ops = ops
+        self.lock = threading.Lock()
+        self.state = _State.PENDING
+        self.done = threading.Event()
+        self.abandon_called = False
+
+
 class BatchRunner:
     """Runs `Op`s through ``execute(batch)`` in worker threads, one batch at a time.
 
@@ -87,38 +159,105 @@ class BatchRunner:
     (``KeyboardInterrupt``, ``SystemExit``) fails every unresolved op with
     `CheckpointStoreError` and then propagates to the batch's leader. (Rolling back what
     the batch did is ``execute``'s job: the stores do it before they let anything out.)
+    ``abandon(ops)`` (optional) is called on the event loop when every caller of a
+    running batch has stopped waiting.
     """
 
-    def __init__(self, execute: Callable[[Sequence[Op]], None]) -> None:
+    def __init__(
+        self,
+        execute: Callable[[Sequence[Op]], None],
+        abandon: Callable[[Sequence[Op]], None] | None = None,
+    ) -> None:
         self._execute = execute
+        self._abandon = abandon
         self._queue: deque[Op] = deque()
         self._busy = False  # a leader owns the queue (running a batch or about to)
+        self._batch: _Batch | None = None  # the batch in flight
+        self._vacant = False  # the batch in flight has nobody watching it
 
     async def submit(self, op: Op) -> Any:
         self._queue.append(op)
-        if self._busy:
-            await self._follow(op)
-        else:
+        if not self._busy:
             self._busy = True
-            await self._lead()
+            op.lead = True
+        elif self._vacant:
+            self._vacant = False
+            op.watch = True
+        while op.phase is not _Phase.DONE:
+            if op.watch:
+                op.watch = False
+                await self._watch(op)
+            elif op.lead:
+                op.lead = False
+                await self._lead(op)
+            else:
+                await self._wait(op)
         if op.error is not None:
             raise op.error
         return op.result
 
-    async def _lead(self) -> None:
-        batch = list(self._queue)
+    async def _lead(self, op: Op) -> None:
+        ops = list(self._queue)
         self._queue.clear()
-        for op in batch:
-            op.phase = _Phase.RUNNING
+        for o in ops:
+            o.phase = _Phase.RUNNING
+        batch = self._batch = _Batch(ops)
         try:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._run_batch, batch)
+            await anyio.to_thread.run_sync(self._work, batch, abandon_on_cancel=True)
+        except BaseException:
+            self._leave(op, batch)
+            raise
+        self._finish(batch)
+
+    async def _watch(self, op: Op) -> None:
+        batch = self._batch
+        assert batch is not None
+        try:
+            if not batch.done.is_set():
+                await anyio.to_thread.run_sync(batch.done.wait, abandon_on_cancel=True)
+        except BaseException:
+            self._leave(op, batch)
+            raise
+        self._finish(batch)
+
+    async def _wait(self, op: Op) -> None:
+        event = op.event = anyio.Event()
+        try:
+            await event.wait()
+        except BaseException:
+            op.event = None
+            if op.phase is _Phase.QUEUED:  # withdraw: it never ran
+                self._queue.remove(op)
+                if op.lead:  # leadership had just been handed to it: pass it on
+                    op.lead = False
+                    self._hand_over()
+                elif op.watch:
+                    op.watch = False
+                    self._pass_watch()
+            elif op.phase is _Phase.RUNNING:
+                op.abandoned = True
+                if op.watch:
+                    op.watch = False
+                    self._pass_watch()
+                else:
+                    self._check_abandoned()
+            raise
+        op.event = None
+
+    def _work(self, batch: _Batch) -> None:
+        """Worker thread: run ``batch`` unless the loop gave it up first."""
+        with batch.lock:
+            if batch.state is _State.DROPPED:
+                return
+            batch.state = _State.STARTED
+        try:
+            live = skip_abandoned(batch.ops)
+            if live:
+                self._run_batch(live)
         finally:
-            for op in batch:
-                op.phase = _Phase.DONE
-                if op.event is not None:
-                    op.event.set()
-            self._hand_over()
+            with batch.lock:
+                batch.state = _State.FINISHED
+            batch.done.set()
 
     def _run_batch(self, batch: Sequence[Op]) -> None:
         try:
@@ -137,6 +276,63 @@ class BatchRunner:
                     op.fail(err)
             raise
 
+    def _leave(self, op: Op, batch: _Batch) -> None:
+        """The watcher ``op`` stops waiting for ``batch`` (its caller was cancelled)."""
+        with batch.lock:
+            if batch.state is _State.PENDING:
+                batch.state = _State.DROPPED
+            state = batch.state
+        if op.phase is _Phase.QUEUED:  # a queued op watching for a vacancy: withdraw it
+            self._queue.remove(op)
+        if state is _State.FINISHED:
+            self._finish(batch)
+        elif state is _State.DROPPED:
+            # Never ran: its other callers go back to the front of the queue, in order.
+            self._batch = None
+            again = [o for o in batch.ops if o is not op and not o.abandoned]
+            for o in again:
+                o.phase = _Phase.QUEUED
+            self._queue.extendleft(reversed(again))
+            self._hand_over()
+        else:
+            op.abandoned = True
+            self._pass_watch()
+
+    def _pass_watch(self) -> None:
+        """Give the batch in flight a new watcher: a caller still waiting on it, else
+        the oldest queued op, else whoever arrives next."""
+        batch = self._batch
+        assert batch is not None
+        for o in (*batch.ops, *self._queue):
+            if o.event is not None and not o.abandoned:
+                o.watch = True
+                o.event.set()
+                break
+        else:
+            self._vacant = True
+        self._check_abandoned()
+
+    def _check_abandoned(self) -> None:
+        batch = self._batch
+        if (
+            batch is not None
+            and not batch.abandon_called
+            and self._abandon is not None
+            and all_abandoned(batch.ops)
+        ):
+            batch.abandon_called = True
+            self._abandon(batch.ops)
+
+    def _finish(self, batch: _Batch) -> None:
+        """On the loop, once the thread is done: wake the batch's callers, hand over."""
+        self._batch = None
+        self._vacant = False
+        for op in batch.ops:
+            op.phase = _Phase.DONE
+            if op.event is not None:
+                op.event.set()
+        self._hand_over()
+
     def _hand_over(self) -> None:
         if self._queue:
             nxt = self._queue[0]
@@ -146,24 +342,6 @@ class BatchRunner:
         else:
             self._busy = False
 
-    async def _follow(self, op: Op) -> None:
-        op.event = anyio.Event()
-        try:
-            await op.event.wait()
-        except BaseException:
-            if op.phase is _Phase.QUEUED:
-                # Withdraw: it never ran. If leadership had just been handed to it,
-                # pass it on.
-                self._queue.remove(op)
-                if op.lead:
-                    self._hand_over()
-            elif op.phase is _Phase.RUNNING:
-                with anyio.CancelScope(shield=True):
-                    await op.event.wait()
-            raise
-        if op.phase is _Phase.QUEUED:  # woken to lead
-            await self._lead()
-
 
 class BatchedStore:
     """The `CheckpointStore` protocol and the store lifecycle over a `BatchRunner`:
@@ -172,10 +350,14 @@ class BatchedStore:
 
     def __init__(self) -> None:
         self._closed = False
-        self._runner = BatchRunner(self._execute)
+        self._runner = BatchRunner(self._execute, self._abandon)
 
     def _execute(self, batch: Sequence[Op]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _abandon(self, batch: Sequence[Op]) -> None:
+        """On the loop: every caller of the running ``batch`` stopped waiting; cut the
+        stuck work short if the store can (default: nothing, the thread notices)."""
 
     # -- the CheckpointStore protocol -------------------------------------------------
 

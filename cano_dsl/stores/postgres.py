@@ -17,29 +17,66 @@ A table made before run data existed gets ``data_patch`` (``ADD COLUMN IF NOT EX
 under the same advisory lock) when a store first connects to it.
 
 A broken connection (server restart, network drop) fails the calls in flight with
-`CheckpointStoreError`; the next call reconnects.
+`CheckpointStoreError`; the next call reconnects (an idle connection the server has
+closed meanwhile is noticed before it is used, so the next call does not fail on it).
 
 An exception from one op of a batch (a value psycopg cannot send, a row the server
 refuses, anything) fails that op alone: the transaction is rolled back and the other
 ops run again in a new one. Errors about the connection or the transaction itself
 (connection loss, cancellation, deadlock, lock timeout) fail the whole batch. No
 transaction outlives a batch.
+
+A server that stops answering (a frozen backend, a dead network) would block the
+worker thread forever: the kernel still acknowledges the packets, so keepalives and
+``tcp_user_timeout`` never fire, and a stopped backend handles no cancel request. So a
+caller whose run is cancelled or out of time stops waiting at once (see `._batch`);
+once every caller of the stuck batch has left, the store shuts the connection's socket
+down (`_abandon`), which ends the thread's wait with an error and drops that
+connection; the next call opens a fresh one. Work the server had not committed is
+rolled back when it notices the closed socket; a COMMIT already sent has an unknown
+outcome.
+
+Connection defaults (`DEFAULT_CONNECTION`), each applied only when the DSN does not
+set it, and none when it names a ``service`` (``PGSERVICE``; the service file decides):
+``keepalives=1``, ``keepalives_idle=30``, ``keepalives_interval=10``,
+``keepalives_count=3`` (a dead peer of an idle connection is found in about a minute),
+``tcp_user_timeout=60000`` ms (data unacknowledged for a minute ends the connection),
+and an ``application_name`` unique to the store object (unless ``PGAPPNAME`` is set).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import itertools
+import os
 import re
+import select
+import socket
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 from .._errors import CheckpointStoreError, ConfigurationError
-from ._batch import BatchedStore, Op, OpKind
+from ._batch import BatchedStore, Op, OpKind, skip_abandoned
+from ._claim import PgClaims, RunClaim
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
-__all__ = ["PostgresCheckpointStore"]
+__all__ = ["DEFAULT_CONNECTION", "PostgresCheckpointStore"]
+
+# libpq parameters the store sets when neither the DSN nor their environment variable
+# does (see the module docstring)
+DEFAULT_CONNECTION: dict[str, str] = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+_ENV = {"application_name": "PGAPPNAME"}  # libpq reads no variable for the others
+_STORE_IDS = itertools.count(1)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 _LOCK_KEY = 0x63616E6F5F647331  # pg_advisory_xact_lock key for schema creation ("cano_ds1")
@@ -94,11 +131,28 @@ class PostgresCheckpointStore(BatchedStore):
         self._where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/" + str(
             info.get("dbname", info.get("user", ""))
         )
-        self._dsn = dsn
         self._table = table
         self._connect_timeout = max(1, round(connect_timeout))
+        defaults = dict(DEFAULT_CONNECTION)
+        # unique per store object (and process), so an operator or a test can find
+        # the store's backend in pg_stat_activity
+        defaults["application_name"] = f"cano_dsl {table} {os.getpid()}-{next(_STORE_IDS)}"[:63]
+        if "service" in info or "PGSERVICE" in os.environ:
+            defaults = {}
+        extra = {
+            k: v for k, v in defaults.items() if k not in info and _ENV.get(k, "") not in os.environ
+        }
+        self._dsn = self._pg.conninfo.make_conninfo(dsn, **extra) if extra else dsn
+        name = info.get("application_name") or extra.get("application_name")
+        self._application_name: str | None = name or os.environ.get("PGAPPNAME")
         self._conn: Any = None
         self._schema_ready = False
+        # the connection a worker thread is using and its socket (under _lock), so
+        # the loop can shut it down when every caller of the batch has left
+        self._lock = threading.Lock()
+        self._in_use: Any = None
+        self._in_use_fd = -1
+        self._cut: Any = None
         super().__init__()
         t = table
         self._create_sql = f"""CREATE TABLE IF NOT EXISTS {t} (
@@ -132,6 +186,13 @@ class PostgresCheckpointStore(BatchedStore):
         """The table the rows live in."""
         return self._table
 
+    @property
+    def application_name(self) -> str | None:
+        """The ``application_name`` the store's connections report (pg_stat_activity):
+        the DSN's, else ``PGAPPNAME``, else ``cano_dsl <table> <pid>-<n>`` (unique per
+        store object); ``None`` when the DSN names a service that decides it."""
+        return self._application_name
+
     def __repr__(self) -> str:
         return f"PostgresCheckpointStore(<{self._where}>, table={self._table!r})"
 
@@ -145,6 +206,10 @@ class PostgresCheckpointStore(BatchedStore):
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            with self._lock:  # `_abandon` must never touch a closed (reused) fd
+                if self._in_use is conn:
+                    self._in_use = None
+                    self._in_use_fd = -1
             try:
                 conn.close()
             except self._pg.Error:
@@ -159,7 +224,21 @@ class PostgresCheckpointStore(BatchedStore):
                 for op in work:
                     op.fail(exc)
             else:
-                self._run(conn, work)
+                live = skip_abandoned(work)  # callers that left while we connected
+                with self._lock:
+                    self._in_use = conn
+                    self._in_use_fd = conn.pgconn.socket
+                try:
+                    if live:
+                        self._run(conn, live)
+                finally:
+                    with self._lock:
+                        self._in_use = None
+                        self._in_use_fd = -1
+                        cut = self._cut is conn
+                        self._cut = None
+                    if cut and self._conn is conn:
+                        self._drop_connection()
         if len(work) < len(batch):
             self._drop_connection()
             for op in batch:
@@ -286,9 +365,37 @@ class PostgresCheckpointStore(BatchedStore):
         else:  # OPEN: connected and migrated by now
             op.succeed()
 
+    def _abandon(self, batch: Sequence[Op]) -> None:
+        """On the loop: every caller of the running batch left. Shut the socket of the
+        connection the worker thread is using down, so a thread stuck on a server
+        that does not answer gets an error now instead of never; the connection is
+        dropped and the next batch opens a fresh one."""
+        with self._lock:
+            if self._in_use is None or self._in_use_fd < 0:
+                return
+            self._cut = self._in_use
+            try:
+                sock = socket.socket(fileno=os.dup(self._in_use_fd))
+            except OSError:
+                return
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                sock.close()  # the duplicate only
+
     def _ensure_open(self) -> Any:
-        if self._conn is not None and not self._conn.closed and not self._conn.broken:
-            return self._conn
+        conn = self._conn
+        # an idle connection has nothing to read: if it has, the server closed it
+        # (restart, terminate) or sent an error; drop it rather than fail a batch on it
+        if (
+            conn is not None
+            and not conn.closed
+            and not conn.broken
+            and not _readable(conn.pgconn.socket)
+        ):
+            return conn
         self._drop_connection()
         try:
             conn = self._pg.connect(self._dsn, connect_timeout=self._connect_timeout)
@@ -307,3 +414,45 @@ class PostgresCheckpointStore(BatchedStore):
             self._schema_ready = True
         self._conn = conn
         return conn
+
+    # -- run claims (docs/recovery.md, "One owner per run") ---------------------------
+
+    @functools.cached_property
+    def _claims(self) -> PgClaims:
+        def connect() -> Any:
+            return self._pg.connect(
+                self._dsn, autocommit=True, connect_timeout=self._connect_timeout
+            )
+
+        return PgClaims(
+            connect, self._pg.Error, self._table, self._where, self._connect_timeout + 5.0
+        )
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` for this task until the claim's ``release()``: a
+        session advisory lock (``pg_try_advisory_lock``, key hashed from the table and
+        the id) on a connection of its own, which the server drops when the connection
+        does (so when this process dies). Raises `RunClaimedError` when another
+        connection, or another task of this store, holds the run."""
+        if self._closed:
+            raise CheckpointStoreError(f"{self!r} is closed")
+        return await self._claims.claim(workflow_id)
+
+    async def aclose(self) -> None:
+        """Close the connections once the calls already queued are done (claims still
+        held are dropped). Idempotent."""
+        await super().aclose()
+        if "_claims" in self.__dict__:
+            await self._claims.aclose()
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read right now (never blocks)."""
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True

@@ -5,6 +5,13 @@ used only from worker threads (never the event loop), and commits concurrent app
 together (see `._batch`). Several processes may share a file: writes take SQLite's
 write lock up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout`` for it.
 
+That wait is taken in slices (`_LOCK_SLICE`): sqlite3's own busy handler only waits
+one slice, and between slices the worker thread looks whether ``busy_timeout`` is
+spent (then the store error, as before) and whether every caller of the batch has
+stopped waiting (a run's deadline or cancellation; then the batch is given up and
+nothing is written). ``sqlite3.Connection.interrupt()`` does not end a busy wait (it
+is only checked between VM instructions), so it is not used.
+
 Layout (schema version 2; a version 1 file, without ``data_patch``, is migrated on open
 by one ``ALTER TABLE`` inside ``BEGIN IMMEDIATE``)::
 
@@ -32,14 +39,17 @@ fails only that op; its neighbours commit. No transaction outlives a batch.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sqlite3
-from collections.abc import Sequence
-from typing import Literal
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeVar
 
 from .._errors import CheckpointStoreError, ConfigurationError
-from ._batch import BatchedStore, Op, OpKind
+from ._batch import BatchedStore, Op, OpKind, all_abandoned, skip_abandoned
+from ._claim import FileClaims, RunClaim
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
@@ -78,6 +88,31 @@ _SELECT = (
 _DELETE = f"DELETE FROM {_TABLE} WHERE workflow_id = ?"
 _MIGRATE_TO_2 = f"ALTER TABLE {_TABLE} ADD COLUMN data_patch BLOB"
 
+# seconds: the longest sqlite3's busy handler sleeps before the worker thread looks
+# whether the batch's callers are all gone or ``busy_timeout`` is spent
+_LOCK_SLICE = 0.05
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+_T = TypeVar("_T")
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or the sqlite3 error it wraps) is a lock wait that timed out."""
+    if isinstance(exc, CheckpointStoreError):
+        exc = exc.__cause__
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    text = str(exc)
+    return "database is locked" in text or "database table is locked" in text
+
+
+class _GaveUp(Exception):
+    """Every caller of the batch left while it waited for the write lock."""
+
 
 class SqliteCheckpointStore(BatchedStore):
     """A `CheckpointStore` in a SQLite file.
@@ -87,7 +122,9 @@ class SqliteCheckpointStore(BatchedStore):
     crash or power loss may lose the last few commits but never corrupts the file.
     ``durability="full"`` adds an fsync to every commit (``synchronous=FULL``), so a
     returned ``append`` survives power loss too; concurrent appends share one fsync.
-    ``busy_timeout`` (seconds) bounds the wait for another process's write lock.
+    ``busy_timeout`` (seconds) bounds the wait for another process's write lock; a
+    caller whose run is cancelled or out of time stops waiting at once (within
+    `_LOCK_SLICE`), whatever ``busy_timeout`` says.
     ``integrity_check=True`` runs ``PRAGMA quick_check`` when the file is opened (time
     proportional to its size) and refuses a damaged file there; without it, damage is
     found only when a call touches it. Either way, after the first sign of corruption
@@ -169,6 +206,27 @@ class SqliteCheckpointStore(BatchedStore):
                 _close_quietly(conn)
         return self._corrupt if _is_corruption(exc) else None
 
+    def _locked(self, ops: Sequence[Op], call: Callable[[], _T]) -> _T:
+        """``call()``, retried while it fails for another process's lock, until
+        ``busy_timeout`` is spent (its error is raised) or every caller of ``ops`` has
+        left (`_GaveUp`). ``call`` must be atomic: a busy failure changed nothing."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return call()
+            except (sqlite3.OperationalError, CheckpointStoreError) as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+                if ops and all_abandoned(ops):
+                    raise _GaveUp from exc
+
+    def _give_up(self, ops: Sequence[Op]) -> None:
+        err = CheckpointStoreError(
+            f"sqlite {self._path}: gave up waiting for the write lock: every caller left"
+        )
+        for op in ops:
+            op.fail(err)
+
     def _execute(self, batch: Sequence[Op]) -> None:
         work = [op for op in batch if op.kind is not OpKind.CLOSE]
         if work:
@@ -177,10 +235,12 @@ class SqliteCheckpointStore(BatchedStore):
                     op.fail(self._corrupt)
             else:
                 try:
-                    conn = self._ensure_open()
+                    conn = self._ensure_open(work)
                 except CheckpointStoreError as exc:
                     for op in work:
                         op.fail(exc)
+                except _GaveUp:
+                    self._give_up(work)
                 else:
                     self._run(conn, work)
         if len(work) < len(batch):
@@ -223,17 +283,26 @@ class SqliteCheckpointStore(BatchedStore):
         try:
             self._run_one(conn, op)
         except Exception as exc:
-            op.fail(self._op_error(op, exc))
+            if not _is_busy(exc):
+                op.fail(self._op_error(op, exc))
+                return
+            # another process holds the lock: wait for it in a transaction, where a
+            # caller that left meanwhile is skipped once the lock is ours
+            self._run_together(conn, [op])
 
     def _run_together(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
-        writes = any(op.is_write for op in ops)
+        begin = "BEGIN IMMEDIATE" if any(op.is_write for op in ops) else "BEGIN"
         try:
-            conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+            self._locked(ops, lambda: conn.execute(begin))
         except sqlite3.Error as exc:
             err = self._latch("begin transaction", exc) or self._error("begin transaction", exc)
             for op in ops:
                 op.fail(err)
             return
+        except _GaveUp:
+            self._give_up(ops)
+            return
+        ops = skip_abandoned(ops)  # their callers left while we waited for the lock
         for i, op in enumerate(ops):
             try:
                 self._run_one(conn, op)
@@ -303,20 +372,21 @@ class SqliteCheckpointStore(BatchedStore):
         else:  # OPEN: the connection is open by now
             op.succeed()
 
-    def _ensure_open(self) -> sqlite3.Connection:
+    def _ensure_open(self, ops: Sequence[Op] = ()) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
         try:
             conn = sqlite3.connect(
                 self._path,
-                timeout=self._busy_timeout,
+                # sqlite3's busy handler waits one slice; `_locked` waits the rest
+                timeout=min(self._busy_timeout, _LOCK_SLICE),
                 isolation_level=None,
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise self._error("cannot open", exc) from exc
         try:
-            self._prepare(conn)
+            self._locked(ops, lambda: self._prepare(conn))
         except BaseException:
             conn.close()
             raise
@@ -430,6 +500,28 @@ class SqliteCheckpointStore(BatchedStore):
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+    # -- run claims (docs/recovery.md, "One owner per run") ---------------------------
+
+    @functools.cached_property
+    def _claims(self) -> FileClaims:
+        return FileClaims(self._path)
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` for this task until the claim's ``release()``: an
+        exclusive lock on one byte of ``<path>-claims`` (created beside the file) that
+        the kernel drops when this process dies. Raises `RunClaimedError` when another
+        process, or another task of this one, holds the run."""
+        if self._closed:
+            raise CheckpointStoreError(f"{self!r} is closed")
+        return await self._claims.claim(workflow_id)
+
+    async def aclose(self) -> None:
+        """Close the connection once the calls already queued are done (and stop
+        keeping the claims file open). Idempotent."""
+        await super().aclose()
+        if "_claims" in self.__dict__:
+            self._claims.close()
 
 
 def _user_tables(conn: sqlite3.Connection) -> set[str]:

@@ -44,4 +44,36 @@ from .compensatable import compensatable as compensatable
 task.compensatable = compensatable
 # --- end saga ---
 
-__all__ = ["BatchTask", "FunctionTask", "RouterTask", "Task", "batch", "router", "task"]
+# --- typing: what a type checker sees of each model ---
+from ._base import SupportsRun as SupportsRun
+from ._base import SupportsRunBare as SupportsRunBare
+from ._base import TaskLike as TaskLike
+from .batch import BatchLike as BatchLike
+from .compensatable import CompensatableLike as CompensatableLike
+from .poll import PollLike as PollLike
+from .router import RouterLike as RouterLike
+from .stepped import SteppedLike as SteppedLike
+from .stream import StreamLike as StreamLike
+from .timer import TimerLike as TimerLike
+
+# --- end typing ---
+
+__all__ = [
+    "BatchLike",
+    "BatchTask",
+    "CompensatableLike",
+    "FunctionTask",
+    "PollLike",
+    "RouterLike",
+    "RouterTask",
+    "SteppedLike",
+    "StreamLike",
+    "SupportsRun",
+    "SupportsRunBare",
+    "Task",
+    "TaskLike",
+    "TimerLike",
+    "batch",
+    "router",
+    "task",
+]

@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, Union
+from typing import Any, ClassVar, Generic, Protocol, Union
 
 import attrs
 
 from .._config import TaskConfig
 from .._errors import ConfigurationError
 from .._resources import Resources
-from .._state import S, TaskResult
+from .._state import S, S_co, TaskResult
 from ._decorate import ModelSpec, _own_or_inherited, check_class
 
-__all__ = ["Task", "TASK_SPEC", "NextState", "default_name"]
+__all__ = [
+    "TASK_SPEC",
+    "NextState",
+    "SupportsRun",
+    "SupportsRunBare",
+    "Task",
+    "TaskLike",
+    "default_name",
+]
 
 NextState = Union[S, TaskResult[S]]
+
+
+class SupportsRun(Protocol[S_co]):
+    """What a type checker sees of a plain task that uses the resources: ``run(res)``."""
+
+    async def run(self, res: Resources, /) -> NextState[S_co]: ...
+
+
+class SupportsRunBare(Protocol[S_co]):
+    """What a type checker sees of a plain task without resources: ``run_bare()``."""
+
+    async def run_bare(self) -> NextState[S_co]: ...
+
+
+#: A plain task moving to states of ``S``: a `Task` subclass, a `@task` class or function.
+TaskLike = Union[SupportsRun[S_co], SupportsRunBare[S_co]]
 
 
 def default_name(obj: Any) -> str:

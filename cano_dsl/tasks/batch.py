@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import abc
 import numbers
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -25,11 +25,11 @@ from .._config import RetryMode
 from .._errors import TaskDefinitionError
 from .._outcome import Err, Ok, Outcome, make_ok
 from .._resources import Resources
-from .._state import S
+from .._state import S, S_co
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec, constant
 
-__all__ = ["BatchTask", "batch", "run_batch"]
+__all__ = ["BatchLike", "BatchTask", "batch", "run_batch"]
 
 I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
@@ -158,6 +158,17 @@ BATCH_SPEC = ModelSpec(
 )
 
 
+class BatchLike(Protocol[S_co]):
+    """What a type checker sees of a batch (a `BatchTask` or a `@batch` class): the
+    item and output types stay the class's own business."""
+
+    async def load(self, res: Resources, /) -> Iterable[Any]: ...
+
+    async def process_item(self, item: Any, /) -> Any: ...
+
+    async def finish(self, res: Resources, outputs: list[Any], /) -> NextState[S_co]: ...
+
+
 class BatchTask(Task[S], Generic[S, I, O]):
     """Fan-out over data: ``load`` → ``process_item`` per item (bounded concurrency,
     per-item retry) → ``finish`` with the outputs in input order.
@@ -171,13 +182,20 @@ class BatchTask(Task[S], Generic[S, I, O]):
     __cano_injected__: ClassVar[tuple[str, ...]] = ("run",)
     _cano_model_base: ClassVar[bool] = True
 
-    def concurrency(self) -> int:
-        """Most items in flight at once."""
-        return 1
+    if TYPE_CHECKING:
+        # a method or a plain attribute (``concurrency = 4``): a type checker cannot spell
+        # "either" for an override, so it sees these members as Any
+        concurrency: Any
+        item_retry: Any
+    else:
 
-    def item_retry(self) -> RetryMode:
-        """Retry policy of each ``process_item`` call."""
-        return RetryMode.none()
+        def concurrency(self) -> int:
+            """Most items in flight at once."""
+            return 1
+
+        def item_retry(self) -> RetryMode:
+            """Retry policy of each ``process_item`` call."""
+            return RetryMode.none()
 
     @abc.abstractmethod
     async def load(self, res: Resources) -> Sequence[I]:

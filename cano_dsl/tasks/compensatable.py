@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
 from .._resources import Resources
-from .._state import S
+from .._state import S, S_co
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec
 
-__all__ = ["CompensatableTask", "compensatable"]
+__all__ = ["CompensatableLike", "CompensatableTask", "compensatable"]
 
 O = TypeVar("O")  # noqa: E741
 
@@ -35,6 +35,16 @@ def _compensatable_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]
 
 
 COMPENSATABLE_SPEC = ModelSpec("compensatable", required=("run", "compensate"))
+
+
+class CompensatableLike(Protocol[S_co]):
+    """What a type checker sees of a saga step (a `CompensatableTask` or a
+    `@compensatable` class): ``run`` gives the next state and an output,
+    ``compensate`` takes that output back."""
+
+    async def run(self, res: Resources, /) -> tuple[NextState[S_co], Any]: ...
+
+    async def compensate(self, res: Resources, output: Any, /) -> None: ...
 
 
 class CompensatableTask(Task[S], Generic[S, O]):

@@ -19,7 +19,7 @@ import datetime
 import enum
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, Generic, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol
 
 import anyio.lowlevel
 import attrs
@@ -28,20 +28,20 @@ from .. import _clock, _metrics
 from .._config import TaskConfig, _count, seconds
 from .._errors import TaskDefinitionError, TaskExecutionError
 from .._resources import Resources
-from .._state import S, TaskResult
+from .._state import S, S_co, TaskResult
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec, constant
 
-__all__ = ["PollErrorPolicy", "PollOutcome", "PollTask", "poll", "run_poll_loop"]
+__all__ = ["PollErrorPolicy", "PollLike", "PollOutcome", "PollTask", "poll", "run_poll_loop"]
 
 
 @attrs.frozen(repr=False)
-class PollOutcome(Generic[S]):
+class PollOutcome(Generic[S_co]):
     """What one ``poll`` call found: `ready` (carry ``result`` to the next state) or
     `pending` (poll again after ``delay`` seconds)."""
 
     kind: Literal["ready", "pending"]
-    result: S | TaskResult[S] | None = None
+    result: S_co | TaskResult[S_co] | None = None
     delay: float = 0.0
 
     @classmethod
@@ -51,7 +51,8 @@ class PollOutcome(Generic[S]):
             raise TaskDefinitionError(
                 f"PollOutcome.ready takes a state (Enum member) or a TaskResult, got {result!r}"
             )
-        return cls("ready", result, 0.0)
+        out: PollOutcome[S] = cls("ready", result, 0.0)  # type: ignore[arg-type,assignment]
+        return out
 
     @classmethod
     def pending(cls, delay: float | datetime.timedelta = 0.0) -> PollOutcome[Any]:
@@ -163,6 +164,12 @@ def _poll_invoker(p: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 POLL_SPEC = ModelSpec("poll", required=("poll",), constants=("on_poll_error", "config", "name"))
 
 
+class PollLike(Protocol[S_co]):
+    """What a type checker sees of a poller (a `PollTask` or a `@poll` class)."""
+
+    async def poll(self, res: Resources, /) -> PollOutcome[S_co]: ...
+
+
 class PollTask(Task[S]):
     """A task that polls until ready: ``poll(res)`` returns `PollOutcome.ready(state)`
     or `PollOutcome.pending(delay)`.
@@ -180,9 +187,15 @@ class PollTask(Task[S]):
         """One attempt, no timeout: set ``attempt_timeout`` to bound the whole loop."""
         return TaskConfig.minimal()
 
-    def on_poll_error(self) -> PollErrorPolicy:
-        """What an exception from ``poll`` does to the loop."""
-        return PollErrorPolicy.fail_fast()
+    if TYPE_CHECKING:
+        # a method or a plain attribute (``on_poll_error = PollErrorPolicy.retry_on_error(2)``):
+        # a type checker cannot spell "either" for an override, so it sees Any here
+        on_poll_error: Any
+    else:
+
+        def on_poll_error(self) -> PollErrorPolicy:
+            """What an exception from ``poll`` does to the loop."""
+            return PollErrorPolicy.fail_fast()
 
     @abc.abstractmethod
     async def poll(self, res: Resources) -> PollOutcome[S]:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import attrs
 
 from .._resources import Resources
-from .._state import S
+from .._state import S, S_co
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec
 
-__all__ = ["RouterTask", "router"]
+__all__ = ["RouterLike", "RouterTask", "router"]
 
 
 def _router_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
@@ -26,6 +26,12 @@ def _router_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 
 
 ROUTER_SPEC = ModelSpec("router", required=("route",))
+
+
+class RouterLike(Protocol[S_co]):
+    """What a type checker sees of a router (a `RouterTask` or a `@router` class)."""
+
+    async def route(self, res: Resources, /) -> NextState[S_co]: ...
 
 
 class RouterTask(Task[S]):

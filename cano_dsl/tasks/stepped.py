@@ -23,7 +23,7 @@ import enum
 import json
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -31,12 +31,13 @@ from .. import _metrics
 from .._config import TaskConfig
 from .._errors import TaskDefinitionError, TaskExecutionError
 from .._resources import Resources
-from .._state import S, TaskResult
+from .._state import S, S_co, TaskResult
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec
 
 __all__ = [
     "StepOutcome",
+    "SteppedLike",
     "SteppedTask",
     "decode_cursor",
     "encode_cursor",
@@ -45,21 +46,23 @@ __all__ = [
 ]
 
 C = TypeVar("C")
+C_co = TypeVar("C_co", covariant=True)
 
 
 @attrs.frozen(repr=False)
-class StepOutcome(Generic[C, S]):
+class StepOutcome(Generic[C_co, S_co]):
     """What one ``step`` produced: `more` (continue from ``cursor``) or `done` (go to
     ``result``)."""
 
     kind: Literal["more", "done"]
-    cursor: C | None = None
-    result: S | TaskResult[S] | None = None
+    cursor: C_co | None = None
+    result: S_co | TaskResult[S_co] | None = None
 
     @classmethod
     def more(cls, cursor: C) -> StepOutcome[C, Any]:
         """Another step is needed, starting from ``cursor`` (JSON-serialisable)."""
-        return cls("more", cursor, None)
+        out: StepOutcome[C, Any] = cls("more", cursor, None)  # type: ignore[arg-type,assignment]
+        return out
 
     @classmethod
     def done(cls, result: S | TaskResult[S]) -> StepOutcome[Any, S]:
@@ -68,7 +71,8 @@ class StepOutcome(Generic[C, S]):
             raise TaskDefinitionError(
                 f"StepOutcome.done takes a state (Enum member) or a TaskResult, got {result!r}"
             )
-        return cls("done", None, result)
+        out: StepOutcome[Any, S] = cls("done", None, result)  # type: ignore[arg-type,assignment]
+        return out
 
     @property
     def is_more(self) -> bool:
@@ -148,6 +152,13 @@ def _stepped_invoker(s: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 
 
 STEPPED_SPEC = ModelSpec("stepped", required=("step",))
+
+
+class SteppedLike(Protocol[S_co]):
+    """What a type checker sees of a stepped task (a `SteppedTask` or a `@stepped`
+    class)."""
+
+    async def step(self, res: Resources, cursor: Any, /) -> StepOutcome[Any, S_co]: ...
 
 
 class SteppedTask(Task[S], Generic[S, C]):

@@ -44,20 +44,21 @@ import datetime
 import enum
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, Generic, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, Union
 
 import attrs
 
 from .._config import TaskConfig, _count, seconds
 from .._errors import TaskDefinitionError
 from .._resources import Resources
-from .._state import S, TaskResult
+from .._state import S, S_co, TaskResult
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec
 
 __all__ = [
     "CloseReason",
     "StreamErrorPolicy",
+    "StreamLike",
     "StreamTask",
     "StreamWindow",
     "WindowSignal",
@@ -137,12 +138,12 @@ _FAIL_FAST = StreamErrorPolicy()
 
 
 @attrs.frozen(repr=False)
-class WindowSignal(Generic[S]):
+class WindowSignal(Generic[S_co]):
     """``flush_window``'s answer: `continue_` with the next window, or `stop` and go to
     ``result``."""
 
     kind: Literal["continue", "stop"]
-    result: S | TaskResult[S] | None = None
+    result: S_co | TaskResult[S_co] | None = None
 
     @classmethod
     def continue_(cls) -> WindowSignal[Any]:
@@ -157,7 +158,8 @@ class WindowSignal(Generic[S]):
             raise TaskDefinitionError(
                 f"WindowSignal.stop takes a state (Enum member) or a TaskResult, got {result!r}"
             )
-        return cls("stop", result)
+        out: WindowSignal[S] = cls("stop", result)  # type: ignore[arg-type,assignment]
+        return out
 
     @property
     def is_stop(self) -> bool:
@@ -200,6 +202,20 @@ STREAM_SPEC = ModelSpec(
 )
 
 
+class StreamLike(Protocol[S_co]):
+    """What a type checker sees of a stream task (a `StreamTask` or a `@stream` class)."""
+
+    def open(
+        self, res: Resources, cursor: Any, /
+    ) -> Union[AsyncIterator[Any], Awaitable[AsyncIterable[Any]]]: ...
+
+    async def process_item(self, res: Resources, item: Any, /) -> tuple[Any, Any]: ...
+
+    async def flush_window(self, res: Resources, outputs: list[Any], /) -> WindowSignal[S_co]: ...
+
+    async def on_close(self, res: Resources, reason: CloseReason, /) -> NextState[S_co]: ...
+
+
 class StreamTask(Task[S], Generic[S, I, O, C]):
     """Continuous windowed consumption of a source: ``open`` → ``process_item`` per
     item → ``flush_window`` per window → ``on_close`` when the source ends or the run
@@ -215,13 +231,20 @@ class StreamTask(Task[S], Generic[S, I, O, C]):
     __cano_injected__: ClassVar[tuple[str, ...]] = ("run",)
     _cano_model_base: ClassVar[bool] = True
 
-    def window(self) -> StreamWindow:
-        """How outputs are grouped before ``flush_window``."""
-        return StreamWindow.count(1)
+    if TYPE_CHECKING:
+        # a method or a plain attribute (``window = StreamWindow.count(3)``):
+        # a type checker cannot spell "either" for an override, so it sees Any here
+        window: Any
+        on_item_error: Any
+    else:
 
-    def on_item_error(self) -> StreamErrorPolicy:
-        """What a ``process_item`` error does."""
-        return StreamErrorPolicy.fail_fast()
+        def window(self) -> StreamWindow:
+            """How outputs are grouped before ``flush_window``."""
+            return StreamWindow.count(1)
+
+        def on_item_error(self) -> StreamErrorPolicy:
+            """What a ``process_item`` error does."""
+            return StreamErrorPolicy.fail_fast()
 
     def config(self) -> TaskConfig:
         """Only ``attempt_timeout`` is used, as a bound on each ``process_item``."""

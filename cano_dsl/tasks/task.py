@@ -5,22 +5,29 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
 from .._config import TaskConfig
 from .._errors import TaskDefinitionError
 from .._resources import Resources
+from .._state import S
 from ._base import TASK_SPEC, NextState, Task
 from ._decorate import ModelDecorator
 
 __all__ = ["FunctionTask", "task"]
 
 C = TypeVar("C", bound=type)
+E = TypeVar("E", bound=enum.Enum)
+
+#: ``async def f(res: Resources) -> Step`` (or ``-> TaskResult[Step]``)
+TaskFunction = Callable[[Resources], Awaitable[NextState[E]]]
+#: ``async def f() -> Step``
+BareTaskFunction = Callable[[], Awaitable[NextState[E]]]
 
 
-class FunctionTask(Task[Any]):
+class FunctionTask(Task[S], Generic[S]):
     """A `Task` made from an ``async def`` by `@task`: with no parameter it is the task's
     ``run_bare``, with one parameter (the `Resources`) its ``run``. Calling it calls the
     function."""
@@ -29,7 +36,7 @@ class FunctionTask(Task[Any]):
 
     def __init__(
         self,
-        fn: Callable[..., Awaitable[Any]],
+        fn: Callable[..., Awaitable[NextState[S]]],
         *,
         takes_resources: bool,
         config: TaskConfig | None = None,
@@ -50,17 +57,17 @@ class FunctionTask(Task[Any]):
     def name(self) -> str:
         return self._name
 
-    async def run(self, res: Resources) -> NextState[Any]:
+    async def run(self, res: Resources) -> NextState[S]:
         if self.takes_resources:
             return await self.fn(res)
         return await self.fn()
 
-    async def run_bare(self) -> NextState[Any]:
+    async def run_bare(self) -> NextState[S]:
         if self.takes_resources:
             raise TaskDefinitionError(f"task {self._name} needs resources; call run(res)")
         return await self.fn()
 
-    def __call__(self, *args: Any) -> Awaitable[Any]:
+    def __call__(self, *args: Any) -> Awaitable[NextState[S]]:
         return self.fn(*args)
 
     def __repr__(self) -> str:
@@ -87,7 +94,7 @@ def _from_function(
     config: TaskConfig | None,
     name: str | None,
     state: type[enum.Enum] | None,
-) -> FunctionTask:
+) -> FunctionTask[Any]:
     qual = getattr(fn, "__qualname__", repr(fn))
     if not inspect.iscoroutinefunction(fn):
         raise TaskDefinitionError(f"@task {qual}: a task function must be `async def`")
@@ -107,6 +114,32 @@ def _from_function(
     return FunctionTask(fn, takes_resources=bool(params), config=config, name=name, state=state)
 
 
+class _TaskWrap(Protocol):
+    """What ``@task(config=..., name=...)`` returns: a decorator inferring the state type
+    from the function's return annotation."""
+
+    @overload
+    def __call__(self, target: C, /) -> C: ...
+    @overload
+    def __call__(self, target: TaskFunction[E], /) -> FunctionTask[E]: ...
+    @overload
+    def __call__(self, target: BareTaskFunction[E], /) -> FunctionTask[E]: ...
+    @overload
+    def __call__(self, target: Callable[..., Awaitable[object]], /) -> FunctionTask[Any]: ...
+
+
+class _TaskWrapFor(Protocol[E]):
+    """What ``@task(state=Step)`` returns: the function must return ``Step`` (or a
+    ``TaskResult[Step]``); another Enum is a type error."""
+
+    @overload
+    def __call__(self, target: C, /) -> C: ...
+    @overload
+    def __call__(self, target: TaskFunction[E], /) -> FunctionTask[E]: ...
+    @overload
+    def __call__(self, target: BareTaskFunction[E], /) -> FunctionTask[E]: ...
+
+
 class _TaskDecorator(ModelDecorator):
     """``@task`` on a class (instances become tasks) or on an async function (returns a
     `Task`). Also reachable: ``task.router``, ``task.poll``, ``task.timer``,
@@ -120,19 +153,32 @@ class _TaskDecorator(ModelDecorator):
     stream: ModelDecorator
     compensatable: ModelDecorator
 
-    @overload
+    @overload  # type: ignore[override]
     def __call__(self, target: C) -> C: ...
     @overload
-    def __call__(self, target: Callable[..., Awaitable[Any]]) -> FunctionTask: ...
+    def __call__(self, target: TaskFunction[E]) -> FunctionTask[E]: ...
+    @overload
+    def __call__(self, target: BareTaskFunction[E]) -> FunctionTask[E]: ...
+    @overload
+    def __call__(self, target: Callable[..., Awaitable[object]]) -> FunctionTask[Any]: ...
     @overload
     def __call__(
         self,
         target: None = None,
         *,
-        state: type[enum.Enum] | None = None,
+        state: type[E],
         config: TaskConfig | None = None,
         name: str | None = None,
-    ) -> Callable[[Any], Any]: ...
+    ) -> _TaskWrapFor[E]: ...
+    @overload
+    def __call__(
+        self,
+        target: None = None,
+        *,
+        state: None = None,
+        config: TaskConfig | None = None,
+        name: str | None = None,
+    ) -> _TaskWrap: ...
     def __call__(
         self,
         target: Any = None,

@@ -16,7 +16,7 @@ import datetime
 import math
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import anyio
 import attrs
@@ -25,11 +25,11 @@ from .. import _clock
 from .._config import TaskConfig, seconds
 from .._errors import ConfigurationError, TaskExecutionError
 from .._resources import Resources
-from .._state import S
+from .._state import S, S_co
 from ._base import NextState, Task
 from ._decorate import ModelDecorator, ModelSpec
 
-__all__ = ["TimerOutcome", "TimerTask", "run_timer", "timer"]
+__all__ = ["TimerLike", "TimerOutcome", "TimerTask", "run_timer", "timer"]
 
 
 @attrs.frozen(repr=False)
@@ -89,6 +89,14 @@ def _timer_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 
 
 TIMER_SPEC = ModelSpec("timer", required=("wait", "after_wait"))
+
+
+class TimerLike(Protocol[S_co]):
+    """What a type checker sees of a timer (a `TimerTask` or a `@timer` class)."""
+
+    async def wait(self, res: Resources, /) -> TimerOutcome: ...
+
+    async def after_wait(self, res: Resources, /) -> NextState[S_co]: ...
 
 
 class TimerTask(Task[S]):

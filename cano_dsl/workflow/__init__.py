@@ -8,6 +8,7 @@ from ._data import RunResult as RunResult
 from ._split import JoinConfig as JoinConfig
 from ._split import JoinStrategy as JoinStrategy
 from ._split import SplitResult as SplitResult
+from ._workflow import Unbound as Unbound
 from ._workflow import Workflow as Workflow
 
 # Dispatchers of further entry kinds register themselves into _engine.DISPATCHERS
@@ -28,5 +29,6 @@ __all__ = [
     "RunDataMismatch",
     "RunResult",
     "SplitResult",
+    "Unbound",
     "Workflow",
 ]

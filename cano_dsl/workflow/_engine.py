@@ -6,7 +6,15 @@ routers) → exit check → dispatch by kind. Single and router tasks with a pla
 and no observers, token or deadline run inline (the fast path); everything else goes
 through `dispatch`, which races the cancellation token and the total-timeout
 deadline with one cancel scope. Every failure is wrapped in `StateFailure` and goes
-through the compensation drain (`fail`).
+through the compensation drain (`fail`), except a `CheckpointConflict`: another writer
+is extending the log, so the run stops without compensating or clearing.
+
+The store calls around a state are raced the same way: the entry row's append and the
+clear at the exit state (`bounded_store_call`), so a stuck store (a locked SQLite file,
+a frozen PostgreSQL server) ends the run with `WorkflowTimeout` / `WorkflowCancelled`
+at its deadline instead of outliving it; the clear after a compensation drain has its
+own bound (`clear_after_drain`). A run with neither a token nor a deadline adds no
+cancel scope.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import anyio.lowlevel
 from .. import _metrics
 from .._errors import (
     CanoError,
+    CheckpointConflict,
     CheckpointStoreError,
     CompensationFailed,
     WorkflowCancelled,
@@ -42,7 +51,17 @@ from ._split import SplitData, run_split
 if TYPE_CHECKING:
     from ._workflow import Workflow
 
-__all__ = ["DISPATCHERS", "Dispatcher", "fail", "fsm", "interrupted_error", "message_of"]
+__all__ = [
+    "DISPATCHERS",
+    "Dispatcher",
+    "bounded_store_call",
+    "clear_after_drain",
+    "fail",
+    "fsm",
+    "interrupted_error",
+    "is_conflict",
+    "message_of",
+]
 
 Dispatcher = Callable[["Workflow[Any]", Run, Any, Entry], Awaitable[Any]]
 
@@ -51,6 +70,14 @@ _UNSET: Any = object()
 # states run between two forced yields to the event loop (see `fsm`): about a
 # millisecond of a machine whose tasks never await; one decrement per state otherwise
 _YIELD_EVERY = 1024
+
+# seconds: the clear after a compensation drain may take at least this long even when
+# the drain used up the compensation budget, and this long when there is no budget
+_CLEAR_AFTER_DRAIN_MIN = 1.0
+_CLEAR_AFTER_DRAIN_UNBOUNDED = 10.0
+# seconds a saga step's completion row may still take when the step finished after
+# its run was cancelled or out of time (see `_RaceScope`)
+_COMPLETION_ROW_GRACE = 1.0
 
 
 def message_of(exc: BaseException) -> str:
@@ -204,12 +231,104 @@ async def clear_log(wf: Workflow[Any], run: Run) -> None:
     try:
         await store.clear(run.workflow_id)
     except Exception as exc:
-        if sink is not None:
-            sink.counter(_metrics.CHECKPOINT_CLEARS_TOTAL, 1, _metrics.RESULT_ERR)
-        notify(wf._observers, "on_checkpoint_clear_failed", run.workflow_id, exc)
+        _clear_failed(wf, run, exc)
         return
     if sink is not None:
         sink.counter(_metrics.CHECKPOINT_CLEARS_TOTAL, 1, _metrics.RESULT_OK)
+
+
+def _clear_failed(wf: Workflow[Any], run: Run, exc: BaseException) -> None:
+    sink = _metrics.SINK
+    if sink is not None:
+        sink.counter(_metrics.CHECKPOINT_CLEARS_TOTAL, 1, _metrics.RESULT_ERR)
+    notify(wf._observers, "on_checkpoint_clear_failed", run.workflow_id, exc)
+
+
+async def clear_after_drain(wf: Workflow[Any], run: Run, drain_started: float) -> None:
+    """`clear_log` after a clean compensation drain (called shielded): bounded by what
+    is left of the compensation budget (at least `_CLEAR_AFTER_DRAIN_MIN` s), or by
+    `_CLEAR_AFTER_DRAIN_UNBOUNDED` s without one. A clear that does not finish in time
+    fires ``on_checkpoint_clear_failed`` like a failed one (the log stays)."""
+    if wf._store is None or run.workflow_id is None:
+        return
+    if run.comp_budget is None:
+        bound = _CLEAR_AFTER_DRAIN_UNBOUNDED
+    else:
+        left = drain_started + run.comp_budget - anyio.current_time()
+        bound = max(left, _CLEAR_AFTER_DRAIN_MIN)
+    with anyio.move_on_after(bound) as scope:
+        await clear_log(wf, run)
+    if scope.cancelled_caught:
+        _clear_failed(
+            wf,
+            run,
+            CheckpointStoreError(
+                f"clear checkpoint log of {run.workflow_id} after compensation: the store "
+                f"did not answer within {bound:.3g}s; the log is left as it was"
+            ),
+        )
+
+
+def _racing(run: Run) -> bool:
+    return run.token is not None or run.deadline is not None
+
+
+class _RaceScope:
+    """A cancel scope with the run's deadline, attached to its token while entered.
+
+    With ``grace``, a token already fired or a deadline already past does not cut the
+    call at once: it gets ``grace`` seconds from now (a saga step that finished after
+    the cancel still gets its completion row written by a store that answers)."""
+
+    __slots__ = ("scope", "token")
+
+    def __init__(self, run: Run, grace: float | None = None) -> None:
+        deadline = run.deadline if run.deadline is not None else math.inf
+        token = run.token
+        if grace is not None:
+            now = anyio.current_time()
+            if token is not None and token.is_cancelled:
+                token = None
+                deadline = now + grace
+            elif deadline <= now:
+                deadline = now + grace
+        self.token = token
+        self.scope = anyio.CancelScope(deadline=deadline)
+
+    def __enter__(self) -> anyio.CancelScope:
+        token = self.token
+        if token is not None:
+            token._attach(self.scope)
+        try:
+            return self.scope.__enter__()
+        except BaseException:
+            if token is not None:
+                token._detach(self.scope)
+            raise
+
+    def __exit__(self, *exc: Any) -> bool:
+        try:
+            return bool(self.scope.__exit__(*exc))
+        finally:
+            if self.token is not None:
+                self.token._detach(self.scope)
+
+
+async def bounded_store_call(
+    wf: Workflow[Any], run: Run, state: Any, call: Callable[..., Awaitable[None]], *args: Any
+) -> None:
+    """Await ``call(*args)`` (a store call of the engine loop) raced against the run's
+    token and total-timeout deadline like `dispatch`; when they cut it, raise the run's
+    final error from `interrupted_error`. No cancel scope without a token or deadline."""
+    token = run.token
+    if token is None and run.deadline is None:
+        await call(*args)
+        return
+    with _RaceScope(run) as scope:
+        await call(*args)
+    if scope.cancelled_caught:
+        cancelled = token is not None and token.is_cancelled
+        raise await interrupted_error(wf, run, state, None, cancelled=cancelled)
 
 
 async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str) -> None:
@@ -218,27 +337,64 @@ async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str)
     if wid is None:
         raise CheckpointStoreError("checkpointing requires a workflow id (call with_workflow_id)")
     sink = _metrics.SINK
+    entry = run.in_flight
+    scope: anyio.CancelScope | None = None
     try:
-        await wf._store.append(wid, row)
+        if entry is not None and entry.kind == COMPENSATABLE and _racing(run):
+            # a saga step's completion row: the engine does not race that dispatch (the
+            # step's work must reach the stack), but the wait for the store is bounded
+            with _RaceScope(run, _COMPLETION_ROW_GRACE) as scope:
+                await wf._store.append(wid, row)
+        else:
+            await wf._store.append(wid, row)
     except Exception as exc:
         if sink is not None:
             sink.counter(_metrics.CHECKPOINT_APPENDS_TOTAL, 1, _metrics.RESULT_ERR)
+        if is_conflict(exc):
+            raise CheckpointConflict(wid, row.sequence, f"{what}: {message_of(exc)}") from exc
         raise CheckpointStoreError(f"{what}: {message_of(exc)}") from exc
+    if scope is not None and scope.cancelled_caught:
+        # the step is on the stack already: the dispatch's failure path compensates it
+        token = run.token
+        cancelled = token is not None and token.is_cancelled
+        raise _interruption(wf, run, run.path[-1], None, cancelled=cancelled)
     if sink is not None:
         sink.counter(_metrics.CHECKPOINT_APPENDS_TOTAL, 1, _metrics.RESULT_OK)
     notify(wf._observers, "on_checkpoint", wid, row.sequence)
     run.sequence = row.sequence + 1
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """A store's refusal of a taken ``(workflow_id, sequence)``: a `CheckpointConflict`,
+    or the contract's ``CheckpointStoreError("checkpoint conflict: ...")`` of a store
+    written before that class existed."""
+    return isinstance(exc, CheckpointConflict) or (
+        isinstance(exc, CheckpointStoreError) and exc.message.startswith("checkpoint conflict")
+    )
+
+
+def _conflict_in(err: BaseException | None) -> bool:
+    for _ in range(8):  # the error or one of its causes
+        if err is None:
+            return False
+        if isinstance(err, CheckpointConflict):
+            return True
+        err = err.__cause__
+    return False
+
+
 async def fail(wf: Workflow[Any], run: Run, state: Any, err: BaseException) -> BaseException:
     """Wrap ``err`` with the state context, then drain the compensation stack (LIFO,
-    shielded). Returns the error the run ends with."""
+    shielded). Returns the error the run ends with. A `CheckpointConflict` (another
+    writer owns the log now) skips the drain: the stack and the log are left as they
+    are, for the run's owner."""
     wrapped = wrap_with_state(state, run.path, err)
-    if not run.stack:
+    if not run.stack or _conflict_in(err):
         return wrapped
     with anyio.CancelScope(shield=True):
         stack = list(run.stack)
         run.stack.clear()
+        drain_started = anyio.current_time()
         errors = await drain_stack(
             stack,
             wf._compensators,
@@ -247,7 +403,7 @@ async def fail(wf: Workflow[Any], run: Run, state: Any, err: BaseException) -> B
             (run.codec, wf._comp_data) if run.codec is not None else None,
         )
         if not errors:
-            await clear_log(wf, run)
+            await clear_after_drain(wf, run, drain_started)
             return wrapped
     return CompensationFailed([wrapped, *errors])
 
@@ -257,6 +413,13 @@ async def interrupted_error(
 ) -> BaseException:
     """The run was cut by its token (``cancelled``) or its total timeout: report the
     in-flight task(s) as failed, fire the run-level hook, drain."""
+    return await fail(wf, run, state, _interruption(wf, run, state, entry, cancelled=cancelled))
+
+
+def _interruption(
+    wf: Workflow[Any], run: Run, state: Any, entry: Entry | None, *, cancelled: bool
+) -> CanoError:
+    """`interrupted_error` without the drain: the error, with its observer hooks fired."""
     observers = wf._observers
     err: CanoError
     if cancelled:
@@ -275,7 +438,7 @@ async def interrupted_error(
             for task_id in entry.in_flight_ids():
                 notify(observers, "on_task_failure", task_id, err)
         notify(observers, "on_workflow_timeout", elapsed, limit)
-    return await fail(wf, run, state, err)
+    return err
 
 
 def task_duration(state: Any, kind: str, started: float) -> None:
@@ -395,7 +558,9 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
             )
             append_error: CheckpointStoreError | None = None
             try:
-                await append_row(wf, run, row, "append checkpoint")
+                await bounded_store_call(
+                    wf, run, current, append_row, wf, run, row, "append checkpoint"
+                )
             except CheckpointStoreError as exc:
                 append_error = exc
             if append_error is not None:
@@ -406,7 +571,7 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
                 if untracked is not None:
                     raise await fail(wf, run, current, untracked)
             if store is not None:
-                await clear_log(wf, run)
+                await bounded_store_call(wf, run, current, clear_log, wf, run)
             return current
         if entry is None:
             raise await fail(

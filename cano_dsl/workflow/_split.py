@@ -122,9 +122,9 @@ def _bulkhead(value: int | None) -> int | None:
     return value
 
 
-def _strategy(value: Any) -> JoinStrategy:
+def _strategy(_inst: Any, _attr: Any, value: Any) -> None:
     if isinstance(value, JoinStrategy):
-        return value
+        return
     name: str = getattr(getattr(value, "__func__", None), "__qualname__", "")
     if callable(value) and name.startswith("JoinStrategy."):
         bare = ("JoinStrategy.all", "JoinStrategy.any", "JoinStrategy.partial_timeout")
@@ -139,12 +139,11 @@ def _strategy(value: Any) -> JoinStrategy:
     )
 
 
-def _join_state(value: Any) -> Any:
+def _join_state(_inst: Any, _attr: Any, value: Any) -> None:
     if not isinstance(value, enum.Enum):
         raise ConfigurationError(
             f"JoinConfig join_state must be a member of the workflow's state Enum, got {value!r}"
         )
-    return value
 
 
 @attrs.frozen
@@ -153,8 +152,8 @@ class JoinConfig(Generic[S]):
     an optional timeout (float seconds) and an optional bulkhead (most branches
     running at once)."""
 
-    strategy: JoinStrategy = attrs.field(converter=_strategy)
-    join_state: S = attrs.field(converter=_join_state)
+    strategy: JoinStrategy = attrs.field(validator=_strategy)
+    join_state: S = attrs.field(validator=_join_state)
     timeout: float | None = attrs.field(default=None, converter=_timeout)
     bulkhead: int | None = attrs.field(default=None, converter=_bulkhead)
 

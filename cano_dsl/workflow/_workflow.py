@@ -8,7 +8,7 @@ import functools
 import inspect
 import time
 from collections.abc import Iterable
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, overload
 
 import anyio
 
@@ -20,10 +20,11 @@ from .._ids import check_workflow_id
 from .._observer import check_observer, notify
 from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
+from ..stores._claim import claim_run
 from ..tasks._decorate import ModelSpec, constant, model_of
 from ._compensation import drain_stack
 from ._data import DataCodec, RunResult
-from ._engine import clear_log, fsm
+from ._engine import clear_after_drain, fsm
 from ._entry import (
     COMPENSATABLE,
     ROUTER,
@@ -37,7 +38,40 @@ from ._entry import (
 )
 from ._split import JoinConfig, join_config_error
 
-__all__ = ["Workflow"]
+__all__ = ["Unbound", "Workflow"]
+
+if TYPE_CHECKING:
+    from ..tasks._base import TaskLike
+    from ..tasks.batch import BatchLike
+    from ..tasks.compensatable import CompensatableLike
+    from ..tasks.poll import PollLike
+    from ..tasks.router import RouterLike
+    from ..tasks.stepped import SteppedLike
+    from ..tasks.stream import StreamLike
+    from ..tasks.timer import TimerLike
+
+    #: Anything `Workflow.register` takes, moving to states of ``S``.
+    Registrable = Union[
+        TaskLike[S],
+        RouterLike[S],
+        PollLike[S],
+        TimerLike[S],
+        BatchLike[S],
+        SteppedLike[S],
+        StreamLike[S],
+    ]
+    #: A task of a split state: what it returns is kept in the `SplitResult`, not used
+    #: as a state, so any return type goes.
+    SplitBranch = Registrable[Any]
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+class Unbound(enum.Enum):
+    """The state type of a `Workflow` that has not seen a state yet: ``Workflow(res)``
+    is a ``Workflow[Unbound]`` until the first ``register*`` or ``add_exit_state*``
+    call fixes it to the Enum of that state (a type-checking device; no member)."""
+
 
 _NO_DATA: Any = object()
 D = TypeVar("D")
@@ -75,6 +109,12 @@ class Workflow(Generic[S]):
     ```
     """
 
+    @overload
+    def __init__(self: Workflow[Unbound], resources: Resources | None = None) -> None: ...
+    @overload
+    def __init__(self, resources: Resources | None = None, *, state: type[S]) -> None: ...
+    @overload
+    def __init__(self, resources: Resources | None = None) -> None: ...
     def __init__(self, resources: Resources | None = None, *, state: type[S] | None = None) -> None:
         if resources is None:
             resources = Resources()
@@ -102,7 +142,7 @@ class Workflow(Generic[S]):
         self._validated: BaseException | bool | None = None
 
     @classmethod
-    def bare(cls) -> Workflow[Any]:
+    def bare(cls) -> Workflow[Unbound]:
         """A workflow with empty `Resources`."""
         return cls(Resources())
 
@@ -221,33 +261,68 @@ class Workflow(Generic[S]):
         return self._with_entry(state, entry, state_type)
 
     # -- registration -----------------------------------------------------------
-    def register(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register(self: Workflow[Unbound], state: E, task: Registrable[E]) -> Workflow[E]: ...
+    @overload
+    def register(self, state: S, task: Registrable[S]) -> Workflow[S]: ...
+    def register(self, state: Any, task: Any) -> Workflow[Any]:
         """Run ``task`` in ``state`` (any model but compensatable: plain tasks, routers,
         batches, pollers, timers, and stepped or stream tasks without persistence).
         Replaces a previous handler. The task's config is read once, now."""
         return self._register_one("register", state, task)
 
-    def register_router(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_router(self: Workflow[Unbound], state: E, task: RouterLike[E]) -> Workflow[E]: ...
+    @overload
+    def register_router(self, state: S, task: RouterLike[S]) -> Workflow[S]: ...
+    def register_router(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@router` in ``state``: it writes no checkpoint row."""
         return self._register_one("register_router", state, task)
 
-    def register_stepped(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_stepped(
+        self: Workflow[Unbound], state: E, task: SteppedLike[E]
+    ) -> Workflow[E]: ...
+    @overload
+    def register_stepped(self, state: S, task: SteppedLike[S]) -> Workflow[S]: ...
+    def register_stepped(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@stepped` task with per-step retries and a persisted cursor."""
         return self._register_one("register_stepped", state, task)
 
-    def register_stream(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_stream(self: Workflow[Unbound], state: E, task: StreamLike[E]) -> Workflow[E]: ...
+    @overload
+    def register_stream(self, state: S, task: StreamLike[S]) -> Workflow[S]: ...
+    def register_stream(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@stream` task with windows, a cooperative cancel drain and a persisted
         cursor."""
         return self._register_one("register_stream", state, task)
 
-    def register_with_compensation(self, state: S, task: Any) -> Workflow[S]:
+    @overload
+    def register_with_compensation(
+        self: Workflow[Unbound], state: E, task: CompensatableLike[E]
+    ) -> Workflow[E]: ...
+    @overload
+    def register_with_compensation(self, state: S, task: CompensatableLike[S]) -> Workflow[S]: ...
+    def register_with_compensation(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@compensatable` saga step; its output is kept for rollback. Names must
         be unique per workflow (the compensator is found by ``name()``)."""
         return self._register_one("register_with_compensation", state, task)
 
+    @overload
     def register_split(
-        self, state: S, tasks: Iterable[Any], join_config: JoinConfig[S]
-    ) -> Workflow[S]:
+        self: Workflow[Unbound],
+        state: E,
+        tasks: Iterable[SplitBranch],
+        join_config: JoinConfig[E],
+    ) -> Workflow[E]: ...
+    @overload
+    def register_split(
+        self, state: S, tasks: Iterable[SplitBranch], join_config: JoinConfig[S]
+    ) -> Workflow[S]: ...
+    def register_split(
+        self, state: Any, tasks: Iterable[Any], join_config: JoinConfig[Any]
+    ) -> Workflow[Any]:
         """Run every task of ``tasks`` in parallel in ``state``; ``join_config`` decides
         whether the run continues to its ``join_state``."""
         method = "register_split"
@@ -277,7 +352,11 @@ class Workflow(Generic[S]):
         )
         return self._with_entry(state, entry, state_type)
 
-    def add_exit_state(self, state: S) -> Workflow[S]:
+    @overload
+    def add_exit_state(self: Workflow[Unbound], state: E) -> Workflow[E]: ...
+    @overload
+    def add_exit_state(self, state: S) -> Workflow[S]: ...
+    def add_exit_state(self, state: Any) -> Workflow[Any]:
         """Mark ``state`` as terminal (it needs no handler); duplicates are ignored."""
         state_type = self._check_state(state, "add_exit_state")
         if state in self._exit_set:
@@ -285,7 +364,11 @@ class Workflow(Generic[S]):
         exits = (*self._exits, state)
         return self._evolve(_exits=exits, _exit_set=frozenset(exits), _state_type=state_type)
 
-    def add_exit_states(self, states: Iterable[S]) -> Workflow[S]:
+    @overload
+    def add_exit_states(self: Workflow[Unbound], states: Iterable[E]) -> Workflow[E]: ...
+    @overload
+    def add_exit_states(self, states: Iterable[S]) -> Workflow[S]: ...
+    def add_exit_states(self, states: Iterable[Any]) -> Workflow[Any]:
         """`add_exit_state` for each of ``states``, in order."""
         if isinstance(states, (enum.Enum, str)) or not isinstance(states, Iterable):
             raise ConfigurationError(
@@ -526,7 +609,8 @@ class Workflow(Generic[S]):
         a dirty rollback). ``cancel`` ends the run with a wrapped `WorkflowCancelled`.
         ``data`` is the run data the run starts with (`with_run_data`; default: the
         type built without arguments); the run works on its own copy, which `run`
-        returns at the end.
+        returns at the end. With a checkpoint store the run is claimed first (when the
+        store can claim): `RunClaimedError`, raw, if it is being run elsewhere.
         """
         state, _ = await self._orchestrate(initial, cancel, data, "orchestrate")
         return state
@@ -559,6 +643,20 @@ class Workflow(Generic[S]):
                 "with_workflow_id(...) before orchestrate"
             )
         start = self._start_data(data, what)
+        claim = None
+        if self._store is not None and self._workflow_id is not None:
+            claim = await claim_run(self._store, self._workflow_id)
+        try:
+            return await self._orchestrate_claimed(initial, cancel, start)
+        finally:
+            if claim is not None:
+                with anyio.CancelScope(shield=True):
+                    await claim.release()
+
+    async def _orchestrate_claimed(
+        self, initial: S, cancel: CancellationToken | None, start: tuple[Any, Any]
+    ) -> tuple[S, Run]:
+        """`orchestrate` once the run is claimed: set up, drive, tear down."""
         res = self._resources
         await res._setup(self._teardown_timeout, self._observers)
         try:
@@ -624,6 +722,7 @@ class Workflow(Generic[S]):
         if run.stack:
             stack = list(run.stack)
             run.stack.clear()
+            drain_started = anyio.current_time()
             errors = await drain_stack(
                 stack,
                 self._compensators,
@@ -632,10 +731,12 @@ class Workflow(Generic[S]):
                 (run.codec, self._comp_data) if run.codec is not None else None,
             )
             if not errors:
-                await clear_log(self, run)
+                await clear_after_drain(self, run, drain_started)
 
     async def resume_from(self, workflow_id: str, cancel: CancellationToken | None = None) -> S:
-        """Resume the run logged under ``workflow_id`` from its last checkpoint."""
+        """Resume the run logged under ``workflow_id`` from its last checkpoint. The run
+        is claimed first (when the store can claim): `RunClaimedError`, before any
+        resource is set up, if another process or task is running it."""
         from ._resume import resume_from
 
         result: S = (await resume_from(self, workflow_id, cancel))[0]

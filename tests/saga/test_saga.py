@@ -505,6 +505,10 @@ async def test_cancel_never_cuts_a_compensatable_forward_run(store: Any) -> None
     )
 
     async def fire() -> None:
+        # once the forward run is under way (a token fired earlier would cut the wait
+        # for the store's first append, a slow connect, before A ever ran)
+        while not any(type(e).__name__ == "TaskStarted" for e in obs.events):
+            await anyio.sleep(0.005)
         await anyio.sleep(0.05)
         token.cancel()
 
