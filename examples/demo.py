@@ -73,7 +73,7 @@ class OrderData:
     """The run data: what this order run knows, checkpointed with every state."""
 
     order_id: str = ""
-    lines: list[Line] = attrs.Factory(list)
+    lines: list[Line] = attrs.Factory(list[Line])
     total: float = 0.0
     charge_id: str | None = None
     shipping: str | None = None

@@ -17,6 +17,7 @@ import attrs
 
 from cano_dsl import (
     Ok,
+    Outcome,
     Resources,
     StateFailure,
     StepOutcome,
@@ -36,7 +37,7 @@ class Job(enum.Enum):
 
 @attrs.define
 class JobData:
-    imported: list[int] = attrs.Factory(list)
+    imported: list[int] = attrs.Factory(list[int])
     pages_done: int = 0
     score: int = 0
 
@@ -68,7 +69,7 @@ class Score:
     async def process_item(self, item: int) -> int:
         return item * item
 
-    async def finish(self, res: Resources, outputs: list[object], data: JobData) -> Job:
+    async def finish(self, res: Resources, outputs: list[Outcome[int]], data: JobData) -> Job:
         data.score = sum(o.value for o in outputs if isinstance(o, Ok))
         return Job.DONE
 

@@ -30,7 +30,7 @@ class TripData:
     customer: str = ""
     amount: float = 0.0
     payment_id: str | None = None
-    notes: list[str] = attrs.Factory(list)
+    notes: list[str] = attrs.Factory(list[str])
 
 
 @task

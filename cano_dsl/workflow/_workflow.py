@@ -42,6 +42,15 @@ __all__ = ["Unbound", "Workflow"]
 
 if TYPE_CHECKING:
     from ..tasks._base import TaskLike
+    from ..tasks._data_protocols import (
+        BatchDataLike,
+        CompensatableDataLike,
+        PollDataLike,
+        RouterDataLike,
+        SteppedDataLike,
+        SupportsRunData,
+        TimerDataLike,
+    )
     from ..tasks.batch import BatchLike
     from ..tasks.compensatable import CompensatableLike
     from ..tasks.poll import PollLike
@@ -59,7 +68,19 @@ if TYPE_CHECKING:
         BatchLike[S],
         SteppedLike[S],
         StreamLike[S],
+        SupportsRunData[S],
+        RouterDataLike[S],
+        PollDataLike[S],
+        TimerDataLike[S],
+        BatchDataLike[S],
+        SteppedDataLike[S],
     ]
+    #: A router, with or without the run data.
+    AnyRouter = Union[RouterLike[S], RouterDataLike[S]]
+    #: A stepped task, with or without the run data.
+    AnyStepped = Union[SteppedLike[S], SteppedDataLike[S]]
+    #: A saga step, with or without the run data.
+    AnyCompensatable = Union[CompensatableLike[S], CompensatableDataLike[S]]
     #: A task of a split state: what it returns is kept in the `SplitResult`, not used
     #: as a state, so any return type goes.
     SplitBranch = Registrable[Any]
@@ -272,19 +293,17 @@ class Workflow(Generic[S]):
         return self._register_one("register", state, task)
 
     @overload
-    def register_router(self: Workflow[Unbound], state: E, task: RouterLike[E]) -> Workflow[E]: ...
+    def register_router(self: Workflow[Unbound], state: E, task: AnyRouter[E]) -> Workflow[E]: ...
     @overload
-    def register_router(self, state: S, task: RouterLike[S]) -> Workflow[S]: ...
+    def register_router(self, state: S, task: AnyRouter[S]) -> Workflow[S]: ...
     def register_router(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@router` in ``state``: it writes no checkpoint row."""
         return self._register_one("register_router", state, task)
 
     @overload
-    def register_stepped(
-        self: Workflow[Unbound], state: E, task: SteppedLike[E]
-    ) -> Workflow[E]: ...
+    def register_stepped(self: Workflow[Unbound], state: E, task: AnyStepped[E]) -> Workflow[E]: ...
     @overload
-    def register_stepped(self, state: S, task: SteppedLike[S]) -> Workflow[S]: ...
+    def register_stepped(self, state: S, task: AnyStepped[S]) -> Workflow[S]: ...
     def register_stepped(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@stepped` task with per-step retries and a persisted cursor."""
         return self._register_one("register_stepped", state, task)
@@ -300,10 +319,10 @@ class Workflow(Generic[S]):
 
     @overload
     def register_with_compensation(
-        self: Workflow[Unbound], state: E, task: CompensatableLike[E]
+        self: Workflow[Unbound], state: E, task: AnyCompensatable[E]
     ) -> Workflow[E]: ...
     @overload
-    def register_with_compensation(self, state: S, task: CompensatableLike[S]) -> Workflow[S]: ...
+    def register_with_compensation(self, state: S, task: AnyCompensatable[S]) -> Workflow[S]: ...
     def register_with_compensation(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@compensatable` saga step; its output is kept for rollback. Names must
         be unique per workflow (the compensator is found by ``name()``)."""
