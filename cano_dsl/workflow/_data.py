@@ -124,6 +124,10 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{cls.__name__} is not JSON-representable")
 
 
+# one encoder, built once (``json.dumps`` with options builds one per call)
+_ENCODE = json.JSONEncoder(default=_default, allow_nan=False).encode
+
+
 def _find_bad(obj: Any, path: Path, seen: set[int]) -> tuple[Path, str] | None:
     """The path of the first value in ``obj`` that does not encode, and why."""
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
@@ -341,7 +345,7 @@ class DataCodec:
     def encode(self, value: Any, state: str) -> str:
         """``value`` as JSON text; `RunDataError` naming the state and field."""
         try:
-            return json.dumps(value, default=_default, allow_nan=False)
+            return _ENCODE(value)
         except (TypeError, ValueError, RecursionError) as exc:
             found = _find_bad(value, [], set())
             where, why = found if found else ([], str(exc))
