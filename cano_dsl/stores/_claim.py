@@ -61,7 +61,8 @@ __all__ = [
 class RunClaim(Protocol):
     """A held claim on one workflow run; `release()` gives it up (idempotent)."""
 
-    async def release(self) -> None: ...
+    async def release(self) -> None:
+        """Give the run up (idempotent); another owner may claim it after."""
 
 
 @runtime_checkable
@@ -73,7 +74,8 @@ class ClaimingCheckpointStore(CheckpointStore, Protocol):
     with SIGKILL must not leave the run claimed) and must conflict with a second claim
     from the same process."""
 
-    async def claim(self, workflow_id: str) -> RunClaim: ...
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` for the caller; `RunClaimedError` when it is held elsewhere."""
 
 
 def claim_key(*parts: str, bits: int = 62) -> int:

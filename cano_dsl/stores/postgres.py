@@ -190,7 +190,9 @@ class PostgresCheckpointStore(BatchedStore):
     def application_name(self) -> str | None:
         """The ``application_name`` the store's connections report (pg_stat_activity):
         the DSN's, else ``PGAPPNAME``, else ``cano_dsl <table> <pid>-<n>`` (unique per
-        store object); ``None`` when the DSN names a service that decides it."""
+        store object); ``None`` when the DSN names a service that decides it. The
+        connection that holds run claims reports the same name followed by
+        ``" claims"``."""
         return self._application_name
 
     def __repr__(self) -> str:
@@ -419,9 +421,13 @@ class PostgresCheckpointStore(BatchedStore):
 
     @functools.cached_property
     def _claims(self) -> PgClaims:
+        extra: dict[str, str] = {}
+        if self._application_name:  # tell the claims connection apart in pg_stat_activity
+            extra["application_name"] = f"{self._application_name[:56]} claims"
+
         def connect() -> Any:
             return self._pg.connect(
-                self._dsn, autocommit=True, connect_timeout=self._connect_timeout
+                self._dsn, autocommit=True, connect_timeout=self._connect_timeout, **extra
             )
 
         return PgClaims(

@@ -31,7 +31,8 @@ ROUTER_SPEC = ModelSpec("router", required=("route",))
 class RouterLike(Protocol[S_co]):
     """What a type checker sees of a router (a `RouterTask` or a `@router` class)."""
 
-    async def route(self, res: Resources, /) -> NextState[S_co]: ...
+    async def route(self, res: Resources, /) -> NextState[S_co]:
+        """Choose the next state (routers write no checkpoint row)."""
 
 
 class RouterTask(Task[S]):
