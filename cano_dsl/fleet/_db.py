@@ -562,7 +562,8 @@ class FleetDb:
             cur.execute(
                 self._sql(
                     f"INSERT INTO {self.checkpoints} (workflow_id, sequence, state, task_id, "
-                    "output_blob, kind, workflow_version) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "output_blob, kind, workflow_version, data_patch) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (workflow_id, sequence) DO NOTHING"
                 ),
                 row_params(run_id, row),
@@ -582,7 +583,7 @@ class FleetDb:
         def body(cur: Any) -> list[CheckpointRow]:
             cur.execute(
                 self._sql(
-                    f"SELECT sequence, {cast}, output_blob, kind, workflow_version "
+                    f"SELECT sequence, {cast}, output_blob, kind, workflow_version, data_patch "
                     f"FROM {self.checkpoints} WHERE workflow_id = ? ORDER BY sequence"
                 ),
                 (run_id,),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import select
@@ -20,6 +19,7 @@ from .._cancel import CancellationToken
 from .._errors import ConfigurationError, category_of
 from .._state import label
 from ..stores._row import CheckpointRow
+from ..workflow import Workflow
 from ._db import FleetDb
 from ._fleet import Fleet
 from ._record import FleetError, RunRecord, RunStatus
@@ -472,17 +472,25 @@ class Worker:
             held.token.cancel()
         try:
             wf = self._registry.factory(record.workflow_name, record.workflow_version)(record)
+            if not isinstance(wf, Workflow):
+                raise ConfigurationError(
+                    f"the registry's factory for {record.workflow_name!r} returned "
+                    f"{type(wf).__name__}, not a Workflow"
+                )
+            # this run's own compensator table: `_Held.lose` empties it, and a factory
+            # may hand out one shared Workflow to every run
             wf = wf.with_checkpoint_store(
                 _FencedStore(self._db, self._commits, self._id, held, self._lease)
-            )
+            )._evolve(_compensators=dict(wf._compensators))
             held.workflow = wf
+            codec = wf._codec
             if held.lost:
                 raise _LeaseLost
             rows = await _patiently(
                 held, self._lease, lambda: anyio.to_thread.run_sync(self._db.load, rid)
             )
             if rows:
-                final = await wf.resume_from(rid, held.token)
+                result = await wf.resume(rid, cancel=held.token)
             else:
                 by_label = {s.name: s for s in (*wf.registered_states(), *wf.exit_states)}
                 initial = by_label.get(record.initial_state)
@@ -490,7 +498,18 @@ class Worker:
                     raise ConfigurationError(
                         f"workflow {record.workflow_name!r} has no state {record.initial_state!r}"
                     )
-                final = await wf.with_workflow_id(rid).orchestrate(initial, held.token)
+                wf = wf.with_workflow_id(rid)
+                held.workflow = wf
+                codec = wf._codec
+                if codec is None:
+                    result = await wf.run(initial, cancel=held.token)
+                else:
+                    start = (
+                        codec.default("enqueue")
+                        if record.data is None
+                        else codec.from_tree(record.data)
+                    )
+                    result = await wf.run(initial, data=start, cancel=held.token)
         except Exception as exc:
             if _has_lease_lost(exc):
                 raise _LeaseLost from None
@@ -511,8 +530,8 @@ class Worker:
         await self._finish(
             held,
             RunStatus.SUCCEEDED,
-            exit_state=label(final),
-            result_data=json.dumps(None),
+            exit_state=label(result.state),
+            result_data=None if codec is None else codec.encode(result.data, label(result.state)),
         )
 
     async def _finish(self, held: _Held, status: RunStatus, **fields: Any) -> None:

@@ -136,8 +136,34 @@ def _mixed(run: RunRecord) -> Workflow[Step]:
     )
 
 
+def _data(run: RunRecord) -> Workflow[Step]:
+    """A → B → C → DONE with run data (a dict): each state appends its name to
+    ``data["trail"]`` (and logs it), so the final data shows which states' changes
+    were kept across resumes."""
+
+    def make(state: Step, nxt: Step) -> Any:
+        @task(config=TaskConfig.minimal(), name=state.name)
+        async def body(res: Any, data: dict[str, Any]) -> Step:
+            note(f"{run.run_id} {state.name} {os.getpid()}")
+            data.setdefault("trail", []).append(state.name)
+            await anyio.sleep(_sleep_of(run))
+            return nxt
+
+        return body
+
+    return (
+        Workflow.bare()
+        .register(Step.A, make(Step.A, Step.B))
+        .register(Step.B, make(Step.B, Step.C))
+        .register(Step.C, make(Step.C, Step.DONE))
+        .add_exit_state(Step.DONE)
+        .with_run_data(dict)
+    )
+
+
 registry = Registry()
 registry.register("steps", _steps)
 registry.register("fails", lambda run: _steps(run, Step.B))
 registry.register("saga", _saga)
 registry.register("mixed", _mixed)
+registry.register("data", _data)

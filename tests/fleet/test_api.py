@@ -179,3 +179,29 @@ async def test_postgres_wakes_an_idle_worker_on_enqueue(fleet: Fleet) -> None:
     await _serve_until(worker, wait)
     (record,) = records
     assert record.status is RunStatus.SUCCEEDED
+
+
+async def test_run_data_goes_in_with_enqueue_and_comes_out_in_the_record(fleet: Fleet) -> None:
+    handle = await fleet.enqueue("data", Step.A, {"order": 7})
+    worker = Worker(fleet, registry, lease=5, poll_interval=0.01)
+    records: list[Any] = []
+
+    async def wait() -> None:
+        records.append(await handle.result(timeout=30))
+
+    await _serve_until(worker, wait)
+    (record,) = records
+    assert record.data == {"order": 7}
+    assert record.result_data == {"order": 7, "trail": ["A", "B", "C"]}
+
+
+async def test_runs_without_run_data_have_no_result_data(fleet: Fleet) -> None:
+    handle = await fleet.enqueue("steps", Step.A, {"ignored": True})
+    worker = Worker(fleet, registry, lease=5, poll_interval=0.01)
+    records: list[Any] = []
+
+    async def wait() -> None:
+        records.append(await handle.result(timeout=30))
+
+    await _serve_until(worker, wait)
+    assert records[0].result_data is None and records[0].data == {"ignored": True}

@@ -21,7 +21,12 @@ from .procs import log_lines, start_worker, stop, store_args, wait_for
 from .support import child_env, make_store
 
 ORDER = {"A": 0, "B": 1, "B0": 1, "B1": 2, "B2": 3, "C": 4}
-WANTED = {"steps": {"A", "B", "C"}, "saga": {"A", "B"}, "mixed": {"A", "B0", "B1", "B2", "C"}}
+WANTED = {
+    "steps": {"A", "B", "C"},
+    "saga": {"A", "B"},
+    "mixed": {"A", "B0", "B1", "B2", "C"},
+    "data": {"A", "B", "C"},
+}
 
 
 def _run(coro_fn: Any, *args: Any) -> Any:
@@ -94,8 +99,8 @@ def test_runs_survive_workers_killed_at_random(
 ) -> None:
     n = int(os.environ.get("CANO_FLEET_SOAK_RUNS", "36"))
     log = tmp_path / "tasks.log"
-    kinds = ["steps", "saga", "mixed"]
-    specs = [(kinds[i % 3], f"run-{i:04d}", {"sleep": 0.1}) for i in range(n)]
+    kinds = ["steps", "saga", "mixed", "data"]
+    specs = [(kinds[i % 4], f"run-{i:04d}", {"sleep": 0.1, "n": i}) for i in range(n)]
     _run(_enqueue_many, store_url, specs)
     workers = [start_worker(store_url, log, backend=backend, concurrency=4) for _ in range(3)]
     rng = random.Random(n)
@@ -117,6 +122,8 @@ def test_runs_survive_workers_killed_at_random(
     for rid, rec in records.items():
         assert rec.status is RunStatus.SUCCEEDED, (rid, rec)
         assert rec.exit_state == "DONE"
+        if rec.workflow_name == "data":  # the run data survived every resume, once
+            assert rec.result_data == {"sleep": 0.1, "n": rec.data["n"], "trail": ["A", "B", "C"]}
     by_run: dict[str, list[str]] = {}
     for rid, what, _pid in log_lines(log):
         by_run.setdefault(rid, []).append(what)
