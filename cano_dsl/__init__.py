@@ -13,6 +13,7 @@ from ._config import RetryMode as RetryMode
 from ._config import TaskConfig as TaskConfig
 from ._errors import AppendTypeMismatch as AppendTypeMismatch
 from ._errors import CanoError as CanoError
+from ._errors import CheckpointConflict as CheckpointConflict
 from ._errors import CheckpointStoreError as CheckpointStoreError
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import CompensationFailed as CompensationFailed
@@ -24,6 +25,7 @@ from ._errors import ResourceDuplicateKey as ResourceDuplicateKey
 from ._errors import ResourceNotFound as ResourceNotFound
 from ._errors import ResourceTypeMismatch as ResourceTypeMismatch
 from ._errors import RetryExhausted as RetryExhausted
+from ._errors import RunClaimedError as RunClaimedError
 from ._errors import StateFailure as StateFailure
 from ._errors import StoreError as StoreError
 from ._errors import TaskDefinitionError as TaskDefinitionError
@@ -93,8 +95,10 @@ from .resilience import WindowPolicy as WindowPolicy
 # --- end resilience exports ---
 # --- stores exports ---
 from .stores import CheckpointRow as CheckpointRow
+from .stores import ClaimingCheckpointStore as ClaimingCheckpointStore
 from .stores import CheckpointStore as CheckpointStore
 from .stores import RowKind as RowKind
+from .stores import RunClaim as RunClaim
 from .tasks import BatchTask as BatchTask
 from .tasks import FunctionTask as FunctionTask
 from .tasks import RouterTask as RouterTask

@@ -22,6 +22,8 @@ Exception
       ├── CircuitOpenError              "circuit_open"
       ├── RateLimited                   "rate_limited"
       ├── CheckpointStoreError          "checkpoint_store"
+      │    ├── CheckpointConflict       a row already at (workflow_id, sequence)
+      │    └── RunClaimedError          the run is being run elsewhere (claimed)
       ├── CompensationFailed            "compensation_failed"
       ├── OrphanedCompensation          "orphaned_compensation"
       ├── ResourceNotFound              "resource_not_found"     (also KeyError)
@@ -44,6 +46,7 @@ from typing import Any
 __all__ = [
     "AppendTypeMismatch",
     "CanoError",
+    "CheckpointConflict",
     "CheckpointStoreError",
     "CircuitOpenError",
     "CompensationFailed",
@@ -55,6 +58,7 @@ __all__ = [
     "ResourceNotFound",
     "ResourceTypeMismatch",
     "RetryExhausted",
+    "RunClaimedError",
     "StateFailure",
     "StoreError",
     "TaskDefinitionError",
@@ -258,6 +262,38 @@ class CheckpointStoreError(CanoError):
 
     category = "checkpoint_store"
     _prefix = "Checkpoint store error: "
+
+
+class CheckpointConflict(CheckpointStoreError):
+    """A store refused a row because ``(workflow_id, sequence)`` already has one: some
+    other writer is extending this run's log. A run that meets it stops with it and
+    neither compensates nor clears (the log is the other writer's)."""
+
+    def __init__(self, workflow_id: str, sequence: int, message: str | None = None) -> None:
+        self.workflow_id = workflow_id
+        self.sequence = sequence
+        super().__init__(
+            message
+            if message is not None
+            else f"checkpoint conflict: workflow {workflow_id} already has a row at sequence "
+            f"{sequence}; resume the existing run (resume_from) or clear it before starting "
+            "a new one"
+        )
+
+
+class RunClaimedError(CheckpointStoreError):
+    """``orchestrate`` / ``resume_from`` found the run claimed by another process or
+    task: it ran nothing (no resource setup, no state, no compensation, no clear).
+    ``detail`` says who holds it ("by another process, ..."), when the store knows."""
+
+    def __init__(self, workflow_id: str, detail: str = "") -> None:
+        self.workflow_id = workflow_id
+        self.detail = detail
+        by = detail or "by another process or task"
+        super().__init__(
+            f"workflow run {workflow_id!r} is being run elsewhere (claimed {by}); wait for "
+            "it to finish, or resume it after that process has died"
+        )
 
 
 class OrphanedCompensation(CanoError):

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 
 from cano_dsl import (
+    CheckpointStore,
     CompensationFailed,
     Resources,
     StateFailure,
@@ -72,7 +73,7 @@ async def courier(res: Resources) -> Trip:
     raise RuntimeError("no courier available")
 
 
-def workflow(store: SqliteCheckpointStore) -> Workflow[Trip]:
+def workflow(store: CheckpointStore) -> Workflow[Trip]:
     return (
         Workflow.bare()
         .register_with_compensation(Trip.FLIGHT, BookFlight())

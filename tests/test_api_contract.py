@@ -56,7 +56,8 @@ WorkflowError ConfigurationError TaskDefinitionError RetryExhausted TaskTimeout
 WorkflowTimeout WorkflowCancelled CircuitOpenError RateLimited CheckpointStoreError
 CompensationFailed OrphanedCompensation ResourceNotFound ResourceTypeMismatch
 ResourceDuplicateKey WorkflowVersionMismatch StateFailure
-CheckpointRow RowKind CheckpointStore
+CheckpointConflict RunClaimedError
+CheckpointRow RowKind CheckpointStore ClaimingCheckpointStore RunClaim
 CircuitBreaker CircuitPolicy CircuitState RateLimiter WindowedRateLimiter Meter
 MultiRateLimiter
 """.split()
@@ -167,6 +168,10 @@ def test_error_extras() -> None:
     assert issubclass(cano_dsl.ConfigurationError, ValueError)
     assert issubclass(cano_dsl.TaskTimeout, TimeoutError)
     assert issubclass(cano_dsl.KeyNotFound, KeyError)
+    assert issubclass(cano_dsl.CheckpointConflict, cano_dsl.CheckpointStoreError)
+    assert issubclass(cano_dsl.RunClaimedError, cano_dsl.CheckpointStoreError)
+    assert cano_dsl.RunClaimedError("run-1").category == "checkpoint_store"
+    assert cano_dsl.CheckpointConflict("run-1", 3).sequence == 3
     assert cano_dsl.TaskDefinitionError("x").category == "configuration"
     assert cano_dsl.RateLimited("t", math.inf).retry_after == math.inf
 
@@ -274,6 +279,7 @@ PUBLIC_MODULES = (
     "cano_dsl.observability",
     "cano_dsl.testing",
     "cano_dsl.testing.conformance",
+    "cano_dsl.testing.strategies",
     "cano_dsl.cli",
 )
 

@@ -1,4 +1,5 @@
-"""Checkpoint stores: rows, the protocol, and the SQLite and PostgreSQL stores.
+"""Checkpoint stores: rows, the protocols (with run claims), and the SQLite and
+PostgreSQL stores.
 
 ``SqliteCheckpointStore`` and ``PostgresCheckpointStore`` are imported lazily (the
 latter needs the ``postgres`` extra)."""
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._claim import ClaimingCheckpointStore as ClaimingCheckpointStore
+from ._claim import RunClaim as RunClaim
 from ._row import CheckpointRow as CheckpointRow
 from ._row import CheckpointStore as CheckpointStore
 from ._row import RowKind as RowKind
@@ -18,8 +21,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckpointRow",
     "CheckpointStore",
+    "ClaimingCheckpointStore",
     "PostgresCheckpointStore",
     "RowKind",
+    "RunClaim",
     "SqliteCheckpointStore",
 ]
 

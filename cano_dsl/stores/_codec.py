@@ -7,19 +7,16 @@ row with identical wording.
 
 from __future__ import annotations
 
-from .._errors import CheckpointStoreError
+from .._errors import CheckpointConflict, CheckpointStoreError
 from ._row import CheckpointRow, RowKind
 
 __all__ = ["conflict_error", "decode_row", "row_params"]
 
 
-def conflict_error(workflow_id: str, sequence: int) -> CheckpointStoreError:
-    """The error for a second row at an existing ``(workflow_id, sequence)``."""
-    return CheckpointStoreError(
-        f"checkpoint conflict: workflow {workflow_id} already has a row at sequence "
-        f"{sequence}; resume the existing run (resume_from) or clear it before starting "
-        "a new one"
-    )
+def conflict_error(workflow_id: str, sequence: int) -> CheckpointConflict:
+    """The error for a second row at an existing ``(workflow_id, sequence)``: a
+    `CheckpointConflict` (so also a `CheckpointStoreError`)."""
+    return CheckpointConflict(workflow_id, sequence)
 
 
 def row_params(workflow_id: str, row: CheckpointRow) -> tuple[object, ...]:

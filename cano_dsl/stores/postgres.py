@@ -42,6 +42,7 @@ and an ``application_name`` unique to the store object (unless ``PGAPPNAME`` is 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import os
@@ -55,6 +56,7 @@ from typing import Any
 
 from .._errors import CheckpointStoreError, ConfigurationError
 from ._batch import BatchedStore, Op, OpKind, skip_abandoned
+from ._claim import PgClaims, RunClaim
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
@@ -405,6 +407,36 @@ class PostgresCheckpointStore(BatchedStore):
             self._schema_ready = True
         self._conn = conn
         return conn
+
+    # -- run claims (docs/recovery.md, "One owner per run") ---------------------------
+
+    @functools.cached_property
+    def _claims(self) -> PgClaims:
+        def connect() -> Any:
+            return self._pg.connect(
+                self._dsn, autocommit=True, connect_timeout=self._connect_timeout
+            )
+
+        return PgClaims(
+            connect, self._pg.Error, self._table, self._where, self._connect_timeout + 5.0
+        )
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` for this task until the claim's ``release()``: a
+        session advisory lock (``pg_try_advisory_lock``, key hashed from the table and
+        the id) on a connection of its own, which the server drops when the connection
+        does (so when this process dies). Raises `RunClaimedError` when another
+        connection, or another task of this store, holds the run."""
+        if self._closed:
+            raise CheckpointStoreError(f"{self!r} is closed")
+        return await self._claims.claim(workflow_id)
+
+    async def aclose(self) -> None:
+        """Close the connections once the calls already queued are done (claims still
+        held are dropped). Idempotent."""
+        await super().aclose()
+        if "_claims" in self.__dict__:
+            await self._claims.aclose()
 
 
 def _readable(fd: int) -> bool:

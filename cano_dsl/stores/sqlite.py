@@ -51,6 +51,7 @@ through the thread and pays for it).
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sqlite3
@@ -60,6 +61,7 @@ from typing import Literal, TypeVar
 
 from .._errors import CheckpointStoreError, ConfigurationError
 from ._batch import BatchedStore, Op, OpKind, all_abandoned, skip_abandoned
+from ._claim import FileClaims, RunClaim
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
@@ -569,6 +571,28 @@ class SqliteCheckpointStore(BatchedStore):
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+    # -- run claims (docs/recovery.md, "One owner per run") ---------------------------
+
+    @functools.cached_property
+    def _claims(self) -> FileClaims:
+        return FileClaims(self._path)
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` for this task until the claim's ``release()``: an
+        exclusive lock on one byte of ``<path>-claims`` (created beside the file) that
+        the kernel drops when this process dies. Raises `RunClaimedError` when another
+        process, or another task of this one, holds the run."""
+        if self._closed:
+            raise CheckpointStoreError(f"{self!r} is closed")
+        return await self._claims.claim(workflow_id)
+
+    async def aclose(self) -> None:
+        """Close the connection once the calls already queued are done (and stop
+        keeping the claims file open). Idempotent."""
+        await super().aclose()
+        if "_claims" in self.__dict__:
+            self._claims.close()
 
 
 def _user_tables(conn: sqlite3.Connection) -> set[str]:

@@ -1,6 +1,8 @@
 """Helpers for testing workflows: a recording observer, resource and checkpoint-store
 doubles, a mock clock, compensation assertions and a store conformance suite. The
-pytest plugin (``cano_dsl.testing._plugin``) exposes them as fixtures."""
+pytest plugin (``cano_dsl.testing._plugin``) exposes them as fixtures.
+``cano_dsl.testing.strategies`` property-tests a workflow under drawn failures, process
+deaths and completion orders (hypothesis, from the ``test`` extra)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import threading
 import anyio.lowlevel
 
 from .._ids import check_workflow_id
+from ..stores._claim import LocalClaims, RunClaim
 from ..stores._codec import conflict_error
 from ..stores._row import CheckpointRow
 
@@ -22,12 +23,14 @@ class InMemoryCheckpointStore:
     ``load_run`` is sorted by sequence; ``clear`` is per id. A workflow id that is not
     a valid id (see `Workflow.with_workflow_id`) is a `ConfigurationError`, as in the
     SQLite and PostgreSQL stores. Thread-safe. `rows()` and
-    `workflow_ids()` inspect the contents synchronously.
+    `workflow_ids()` inspect the contents synchronously. `claim` holds a run for one
+    task of this process at a time (claims are per store object).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, dict[int, CheckpointRow]] = {}
+        self._claims = LocalClaims()
 
     def __repr__(self) -> str:
         with self._lock:
@@ -56,6 +59,12 @@ class InMemoryCheckpointStore:
         workflow_id = check_workflow_id(workflow_id, "InMemoryCheckpointStore.clear")
         with self._lock:
             self._runs.pop(workflow_id, None)
+
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` until the claim's ``release()``; `RunClaimedError` if
+        another task holds it."""
+        await anyio.lowlevel.checkpoint()
+        return self._claims.claim(workflow_id, "by another task on this store")
 
     def rows(self, workflow_id: str) -> list[CheckpointRow]:
         """``workflow_id``'s rows in ascending sequence order (a new list)."""

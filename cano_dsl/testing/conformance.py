@@ -19,6 +19,9 @@ the appends running at the same moment must all land. The suite does not demand 
 store refuse bad workflow ids: the engine checks every id before it reaches a store
 (`Workflow.with_workflow_id`, `Workflow.resume_from`), and the shipped stores check
 them again.
+
+The `CLAIM_CHECKS` (the optional ``claim`` method: one owner
+per run) run only for stores that have ``claim``.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from typing import Any
 
 import anyio
 
-from .._errors import CheckpointStoreError, ConfigurationError
+from .._errors import CheckpointStoreError, ConfigurationError, RunClaimedError
 from ..stores._row import CheckpointRow, CheckpointStore, RowKind
 
 __all__ = [
     "CHECKS",
+    "CLAIM_CHECKS",
     "CheckpointStoreConformance",
     "StoreFactory",
+    "can_claim",
     "run_check",
     "run_conformance",
 ]
@@ -314,6 +319,76 @@ CHECKS: dict[str, Check] = {
 """Every conformance check by name, in the order `run_conformance` runs them."""
 
 
+async def _claim_of(store: Any, workflow_id: str) -> Any:
+    try:
+        held = await store.claim(workflow_id)
+    except RunClaimedError as exc:
+        raise AssertionError(f"claiming a free run {workflow_id!r} was refused: {exc}") from exc
+    assert callable(getattr(held, "release", None)), (
+        f"claim({workflow_id!r}) returned {held!r}, which has no release()"
+    )
+    return held
+
+
+async def _expect_claimed(store: Any, workflow_id: str) -> None:
+    try:
+        extra = await store.claim(workflow_id)
+    except RunClaimedError as exc:
+        assert exc.workflow_id == workflow_id, f"RunClaimedError names {exc.workflow_id!r}"
+        return
+    await extra.release()
+    raise AssertionError(
+        f"a second claim of {workflow_id!r} while the first is held did not raise RunClaimedError"
+    )
+
+
+async def check_second_claim_refused(store: Any, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    held = await _claim_of(store, wid)
+    try:
+        await _expect_claimed(store, wid)
+        await _expect_claimed(store, wid)  # refused again: a refusal takes nothing
+    finally:
+        await held.release()
+
+
+async def check_released_claim_can_be_taken_again(store: Any, prefix: str) -> None:
+    wid = f"{prefix}-run"
+    for _ in range(3):
+        held = await _claim_of(store, wid)
+        await held.release()
+    held = await _claim_of(store, wid)
+    await held.release()
+    await held.release()  # idempotent
+    again = await _claim_of(store, wid)  # a second release did not free someone else's
+    try:
+        await _expect_claimed(store, wid)
+    finally:
+        await again.release()
+
+
+async def check_claims_of_different_ids_independent(store: Any, prefix: str) -> None:
+    a, b, c = f"{prefix}-run", f"{prefix}-run-1", f"{prefix}-ru"
+    held = [await _claim_of(store, wid) for wid in (a, b, c)]
+    try:
+        await _expect_claimed(store, b)
+        await held[1].release()
+        held[1] = await _claim_of(store, b)  # b is free again, a and c still held
+        await _expect_claimed(store, a)
+        await _expect_claimed(store, c)
+    finally:
+        for h in held:
+            await h.release()
+
+
+CLAIM_CHECKS: dict[str, Check] = {
+    "second_claim_refused": check_second_claim_refused,
+    "released_claim_can_be_taken_again": check_released_claim_can_be_taken_again,
+    "claims_of_different_ids_independent": check_claims_of_different_ids_independent,
+}
+"""The checks of the optional ``claim`` method, run for stores that have one."""
+
+
 async def _make(make_store: StoreFactory) -> CheckpointStore:
     store = make_store()
     if inspect.isawaitable(store):
@@ -323,25 +398,42 @@ async def _make(make_store: StoreFactory) -> CheckpointStore:
     return store
 
 
+async def _aclose(store: Any) -> None:
+    aclose = getattr(store, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def can_claim(store: Any) -> bool:
+    """Whether ``store`` has the optional ``claim`` method (the `CLAIM_CHECKS` apply)."""
+    return callable(getattr(store, "claim", None))
+
+
 async def run_check(name: str, make_store: StoreFactory) -> None:
-    """Run the check called ``name`` against a fresh store from ``make_store``."""
-    check = CHECKS[name]
+    """Run the check called ``name`` (from `CHECKS` or `CLAIM_CHECKS`) against a fresh
+    store from ``make_store``. A claim check of a store without ``claim`` raises
+    `AssertionError`: ask `can_claim` first."""
+    check = CHECKS[name] if name in CHECKS else CLAIM_CHECKS[name]
     store = await _make(make_store)
+    if name in CLAIM_CHECKS and not can_claim(store):
+        await _aclose(store)
+        raise AssertionError(
+            f"checkpoint store conformance check {name!r}: {store!r} has no claim method"
+        )
     try:
         await check(store, f"conformance-{name}-{uuid.uuid4().hex[:12]}")
     except AssertionError as exc:
         raise AssertionError(f"checkpoint store conformance check {name!r} failed: {exc}") from exc
     finally:
-        aclose = getattr(store, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _aclose(store)
 
 
 async def run_conformance(make_store: StoreFactory, *, skip: Iterable[str] = ()) -> list[str]:
-    """Run every check in `CHECKS` (except those named in ``skip``) and return the
-    names that ran; the first failure raises `AssertionError` naming its check."""
+    """Run every check in `CHECKS`, and the `CLAIM_CHECKS` when the store has
+    ``claim`` (except those named in ``skip``), and return the names that ran; the
+    first failure raises `AssertionError` naming its check."""
     skipped = set(skip)
-    unknown = skipped - CHECKS.keys()
+    unknown = skipped - CHECKS.keys() - CLAIM_CHECKS.keys()
     if unknown:
         raise ValueError(f"unknown conformance checks: {sorted(unknown)}")
     ran = []
@@ -349,6 +441,14 @@ async def run_conformance(make_store: StoreFactory, *, skip: Iterable[str] = ())
         if name not in skipped:
             await run_check(name, make_store)
             ran.append(name)
+    probe = await _make(make_store)
+    claims = can_claim(probe)
+    await _aclose(probe)
+    if claims:
+        for name in CLAIM_CHECKS:
+            if name not in skipped:
+                await run_check(name, make_store)
+                ran.append(name)
     return ran
 
 
@@ -413,3 +513,24 @@ class CheckpointStoreConformance:
 
     async def test_unusual_ids_fail_alone(self, make_store: StoreFactory) -> None:
         await run_check("unusual_ids_fail_alone", make_store)
+
+    # -- claims: skipped for a store without ``claim`` -----------------------------------
+
+    async def _run_claim_check(self, name: str, make_store: StoreFactory) -> None:
+        probe = await _make(make_store)
+        claims = can_claim(probe)
+        await _aclose(probe)
+        if not claims:
+            import pytest
+
+            pytest.skip("the store has no claim method (claims are optional)")
+        await run_check(name, make_store)
+
+    async def test_second_claim_refused(self, make_store: StoreFactory) -> None:
+        await self._run_claim_check("second_claim_refused", make_store)
+
+    async def test_released_claim_can_be_taken_again(self, make_store: StoreFactory) -> None:
+        await self._run_claim_check("released_claim_can_be_taken_again", make_store)
+
+    async def test_claims_of_different_ids_independent(self, make_store: StoreFactory) -> None:
+        await self._run_claim_check("claims_of_different_ids_independent", make_store)

@@ -6,7 +6,8 @@ routers) → exit check → dispatch by kind. Single and router tasks with a pla
 and no observers, token or deadline run inline (the fast path); everything else goes
 through `dispatch`, which races the cancellation token and the total-timeout
 deadline with one cancel scope. Every failure is wrapped in `StateFailure` and goes
-through the compensation drain (`fail`).
+through the compensation drain (`fail`), except a `CheckpointConflict`: another writer
+is extending the log, so the run stops without compensating or clearing.
 
 The store calls around a state are raced the same way: the entry row's append and the
 clear at the exit state (`bounded_store_call`), so a stuck store (a locked SQLite file,
@@ -29,6 +30,7 @@ import anyio.lowlevel
 from .. import _metrics
 from .._errors import (
     CanoError,
+    CheckpointConflict,
     CheckpointStoreError,
     CompensationFailed,
     WorkflowCancelled,
@@ -55,6 +57,7 @@ __all__ = [
     "fail",
     "fsm",
     "interrupted_error",
+    "is_conflict",
     "message_of",
 ]
 
@@ -237,6 +240,8 @@ async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str)
     except Exception as exc:
         if sink is not None:
             sink.counter(_metrics.CHECKPOINT_APPENDS_TOTAL, 1, _metrics.RESULT_ERR)
+        if is_conflict(exc):
+            raise CheckpointConflict(wid, row.sequence, f"{what}: {message_of(exc)}") from exc
         raise CheckpointStoreError(f"{what}: {message_of(exc)}") from exc
     if scope is not None and scope.cancelled_caught:
         # the step is on the stack already: the dispatch's failure path compensates it
@@ -249,11 +254,32 @@ async def append_row(wf: Workflow[Any], run: Run, row: CheckpointRow, what: str)
     run.sequence = row.sequence + 1
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """A store's refusal of a taken ``(workflow_id, sequence)``: a `CheckpointConflict`,
+    or the contract's ``CheckpointStoreError("checkpoint conflict: ...")`` of a store
+    written before that class existed."""
+    return isinstance(exc, CheckpointConflict) or (
+        isinstance(exc, CheckpointStoreError) and exc.message.startswith("checkpoint conflict")
+    )
+
+
+def _conflict_in(err: BaseException | None) -> bool:
+    for _ in range(8):  # the error or one of its causes
+        if err is None:
+            return False
+        if isinstance(err, CheckpointConflict):
+            return True
+        err = err.__cause__
+    return False
+
+
 async def fail(wf: Workflow[Any], run: Run, state: Any, err: BaseException) -> BaseException:
     """Wrap ``err`` with the state context, then drain the compensation stack (LIFO,
-    shielded). Returns the error the run ends with."""
+    shielded). Returns the error the run ends with. A `CheckpointConflict` (another
+    writer owns the log now) skips the drain: the stack and the log are left as they
+    are, for the run's owner."""
     wrapped = wrap_with_state(state, run.path, err)
-    if not run.stack:
+    if not run.stack or _conflict_in(err):
         return wrapped
     with anyio.CancelScope(shield=True):
         stack = list(run.stack)

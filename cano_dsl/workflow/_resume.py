@@ -15,6 +15,7 @@ from .._errors import (
 )
 from .._ids import check_workflow_id
 from .._observer import notify
+from ..stores._claim import claim_run
 from ..stores._row import CheckpointRow, RowKind
 from ._engine import message_of
 
@@ -25,7 +26,8 @@ __all__ = ["resume_from"]
 
 
 async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationToken | None) -> Any:
-    """Resume ``workflow_id``: preflight errors are raw; the resumed state re-runs."""
+    """Resume ``workflow_id``: preflight errors are raw (a run claimed elsewhere is
+    `RunClaimedError`, before any resource is set up); the resumed state re-runs."""
     store = wf._store
     if store is None:
         raise ConfigurationError(
@@ -39,6 +41,18 @@ async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationT
             "build the workflow without an id or with the same one"
         )
     wf.validate()
+    claim = await claim_run(store, workflow_id)
+    try:
+        return await _resume_claimed(wf, store, workflow_id, cancel)
+    finally:
+        if claim is not None:
+            with anyio.CancelScope(shield=True):
+                await claim.release()
+
+
+async def _resume_claimed(
+    wf: Workflow[Any], store: Any, workflow_id: str, cancel: CancellationToken | None
+) -> Any:
     res = wf._resources
     await res._setup(wf._teardown_timeout, wf._observers)
     try:

@@ -19,6 +19,7 @@ from .._ids import check_workflow_id
 from .._observer import check_observer, notify
 from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
+from ..stores._claim import claim_run
 from ..tasks._decorate import ModelSpec, constant, model_of
 from ._compensation import drain_stack
 from ._engine import clear_after_drain, fsm
@@ -494,6 +495,8 @@ class Workflow(Generic[S]):
         Raises the validation `ConfigurationError` or a resource's setup error raw;
         every failure inside the machine as `StateFailure` (or `CompensationFailed` for
         a dirty rollback). ``cancel`` ends the run with a wrapped `WorkflowCancelled`.
+        With a checkpoint store the run is claimed first (when the store can claim):
+        `RunClaimedError`, raw, if it is being run elsewhere.
         """
         self.validate()
         self.validate_initial_state(initial)
@@ -502,6 +505,18 @@ class Workflow(Generic[S]):
                 "a checkpoint store is attached but no workflow id: call "
                 "with_workflow_id(...) before orchestrate"
             )
+        claim = None
+        if self._store is not None and self._workflow_id is not None:
+            claim = await claim_run(self._store, self._workflow_id)
+        try:
+            return await self._orchestrate_claimed(initial, cancel)
+        finally:
+            if claim is not None:
+                with anyio.CancelScope(shield=True):
+                    await claim.release()
+
+    async def _orchestrate_claimed(self, initial: S, cancel: CancellationToken | None) -> S:
+        """`orchestrate` once the run is claimed: set up, drive, tear down."""
         res = self._resources
         await res._setup(self._teardown_timeout, self._observers)
         try:
@@ -569,7 +584,9 @@ class Workflow(Generic[S]):
                 await clear_after_drain(self, run, drain_started)
 
     async def resume_from(self, workflow_id: str, cancel: CancellationToken | None = None) -> S:
-        """Resume the run logged under ``workflow_id`` from its last checkpoint."""
+        """Resume the run logged under ``workflow_id`` from its last checkpoint. The run
+        is claimed first (when the store can claim): `RunClaimedError`, before any
+        resource is set up, if another process or task is running it."""
         from ._resume import resume_from
 
         result: S = await resume_from(self, workflow_id, cancel)

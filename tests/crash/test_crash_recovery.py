@@ -304,9 +304,9 @@ def test_two_live_runs_with_one_id_the_second_is_refused(harness: Harness) -> No
     first = harness.start_blocked("run", "p1", "ITEMS")
     try:
         _, report = harness.finish("run", "p2")
-        assert report["error"] == "StateFailure"
+        assert report["error"] == "RunClaimedError"  # claimed by p1: refused at once
         assert report["category"] == "checkpoint_store"
-        assert "conflict" in report["message"]
+        assert "is being run elsewhere" in report["message"]
         assert harness.events("p2") == []
     finally:
         kill(first)

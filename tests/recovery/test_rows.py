@@ -17,6 +17,7 @@ from cano_dsl import (
     JoinStrategy,
     Resources,
     RowKind,
+    RunClaimedError,
     StateFailure,
     TaskConfig,
     Workflow,
@@ -258,17 +259,17 @@ async def test_two_concurrent_runs_with_one_id_have_one_winner(store: Any) -> No
     async def one() -> None:
         try:
             results.append(await wf.orchestrate(Step.START))
-        except StateFailure as exc:
+        except RunClaimedError as exc:  # the run is claimed: refused before any state
             results.append(exc)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(one)
         tg.start_soon(one)
     winners = [r for r in results if r is Step.DONE]
-    losers = [r for r in results if isinstance(r, StateFailure)]
+    losers = [r for r in results if isinstance(r, RunClaimedError)]
     assert len(winners) == 1 and len(losers) == 1
     assert losers[0].category == "checkpoint_store"
-    assert "conflict" in losers[0].message
+    assert "'race' is being run elsewhere" in losers[0].message
 
 
 async def test_store_without_workflow_id_is_a_raw_error_before_setup(store: Any) -> None:

@@ -15,6 +15,7 @@ from cano_dsl.stores.sqlite import SqliteCheckpointStore
 from cano_dsl.testing._checkpoint import InMemoryCheckpointStore
 from cano_dsl.testing.conformance import (
     CHECKS,
+    CLAIM_CHECKS,
     CheckpointStoreConformance,
     run_check,
     run_conformance,
@@ -52,12 +53,12 @@ async def test_run_conformance_runs_every_check_and_accepts_async_factories() ->
     async def make() -> InMemoryCheckpointStore:
         return InMemoryCheckpointStore()
 
-    assert await run_conformance(make) == list(CHECKS)
+    assert await run_conformance(make) == [*CHECKS, *CLAIM_CHECKS]
 
 
 async def test_run_conformance_skips_named_checks() -> None:
     ran = await run_conformance(InMemoryCheckpointStore, skip=["blobs_round_trip"])
-    assert "blobs_round_trip" not in ran and len(ran) == len(CHECKS) - 1
+    assert "blobs_round_trip" not in ran and len(ran) == len(CHECKS) + len(CLAIM_CHECKS) - 1
 
 
 async def test_run_conformance_rejects_unknown_skip_names() -> None:
@@ -150,3 +151,45 @@ async def test_the_isolation_checks_accept_a_store_that_holds_any_text() -> None
 
     for check in ("unstorable_row_fails_alone", "unusual_ids_fail_alone"):
         await run_check(check, AcceptsAnything)
+
+
+class _UnclaimingStore(InMemoryCheckpointStore):
+    """A store without the optional claim method."""
+
+    claim = None  # type: ignore[assignment]
+
+
+async def test_run_conformance_runs_claim_checks_only_for_stores_that_claim() -> None:
+    assert await run_conformance(_UnclaimingStore) == list(CHECKS)
+    with pytest.raises(AssertionError, match="has no claim method"):
+        await run_check("second_claim_refused", _UnclaimingStore)
+
+
+class _Claim:
+    async def release(self) -> None:
+        pass
+
+
+class _SharingStore(InMemoryCheckpointStore):
+    """Wrong on purpose: every claim succeeds, so two owners run one log."""
+
+    async def claim(self, workflow_id: str) -> _Claim:  # type: ignore[override]
+        return _Claim()
+
+
+class _StickyStore(InMemoryCheckpointStore):
+    """Wrong on purpose: release() does not free the run."""
+
+    async def claim(self, workflow_id: str) -> _Claim:  # type: ignore[override]
+        await super().claim(workflow_id)
+        return _Claim()
+
+
+async def test_the_claim_checks_catch_a_store_that_never_refuses() -> None:
+    with pytest.raises(AssertionError, match="second_claim_refused"):
+        await run_conformance(_SharingStore)
+
+
+async def test_the_claim_checks_catch_a_claim_that_is_never_freed() -> None:
+    with pytest.raises(AssertionError, match="released_claim_can_be_taken_again"):
+        await run_conformance(_StickyStore)
