@@ -43,10 +43,16 @@ another connection holds the write lock (``SQLITE_BUSY``) nothing was written an
 append goes to the worker thread, which waits for the lock in slices as above. Errors,
 the corruption latch and the conflict check are those of the thread path. With
 ``durability="full"`` every commit is an fsync, which is kept off the loop: no inline
-appends. The WAL is never checkpointed on the loop: the connection's automatic
-checkpoint is off and the worker thread runs a ``PASSIVE`` checkpoint after about
-`_CHECKPOINT_PAGES` pages have been appended (the append that crosses that mark goes
-through the thread and pays for it).
+appends.
+
+WAL checkpoints (page copies and fsyncs, milliseconds) never run on the loop either:
+the store connection's automatic checkpoint is off. After about `_CHECKPOINT_PAGES`
+pages have been appended, a background thread checkpoints (``PASSIVE``) on a
+connection of its own, while appends go on; a checkpoint made while appends go on
+rarely copies the whole WAL, and the WAL only starts over once it has been copied
+whole, so after `_BACKGROUND_ROUNDS` such rounds without that, the next append goes
+through the worker thread, which checkpoints after its commit, with no append in
+between (that append waits for it).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ import functools
 import os
 import shlex
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal, TypeVar
@@ -107,6 +114,9 @@ _LOCK_SLICE = 0.05
 # never runs there
 _CHECKPOINT_PAGES = 1000
 _PAGE = 4096
+# background checkpoints in a row, none of which copied the whole WAL, after which the
+# next one runs in the worker thread with no append in between (so the WAL restarts)
+_BACKGROUND_ROUNDS = 3
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 
@@ -179,6 +189,9 @@ class SqliteCheckpointStore(BatchedStore):
         self._inlines = durability == "normal"
         self._quick: sqlite3.Connection | None = None
         self._wal_pages = 0  # estimated pages appended to the WAL since our last checkpoint
+        self._writes = 0  # write attempts (counted before they start), for `_Checkpointer`
+        self._background = _Checkpointer(self._path, lambda: self._writes)
+        self._rounds = 0  # background checkpoints since the WAL was last copied whole
         super().__init__()
 
     @property
@@ -225,6 +238,7 @@ class SqliteCheckpointStore(BatchedStore):
             if self._conn is not None:
                 conn, self._conn = self._conn, None
                 _close_quietly(conn)
+            self._background.join()  # nothing writes the file from now on
         return self._corrupt if _is_corruption(exc) else None
 
     def _locked(self, ops: Sequence[Op], call: Callable[[], _T]) -> _T:
@@ -253,13 +267,11 @@ class SqliteCheckpointStore(BatchedStore):
         wait. ``False`` (nothing written) sends it to the worker thread: not an append,
         no connection yet, a checkpoint due, or another connection holds the lock."""
         conn = self._conn
-        if (
-            op.kind is not OpKind.APPEND
-            or conn is None
-            or conn is not self._quick
-            or self._wal_pages >= _CHECKPOINT_PAGES
-        ):
+        if op.kind is not OpKind.APPEND or conn is None or conn is not self._quick:
             return False
+        if self._wal_pages >= _CHECKPOINT_PAGES and not self._checkpoint_in_background():
+            return False  # a checkpoint with no append in between is due: in the thread
+        self._writes += 1
         try:
             self._run_one(conn, op)
         except Exception as exc:
@@ -290,14 +302,21 @@ class SqliteCheckpointStore(BatchedStore):
                     self._give_up(work)
                 else:
                     try:
+                        self._writes += 1
                         self._run(conn, work)
-                        self._wal_pages += sum(_pages(op) for op in work if op.error is None)
-                        if self._wal_pages >= _CHECKPOINT_PAGES and self._conn is conn:
-                            self._checkpoint(conn)
+                        if self._inlines:  # else SQLite's automatic checkpoint does it
+                            self._wal_pages += sum(_pages(op) for op in work if op.error is None)
+                            if (
+                                self._wal_pages >= _CHECKPOINT_PAGES
+                                and self._conn is conn
+                                and not self._checkpoint_in_background()
+                            ):
+                                self._checkpoint(conn)
                     finally:
                         self._quicken()
         if len(work) < len(batch):
             self._quick = None
+            self._background.join()
             if self._conn is not None:
                 conn, self._conn = self._conn, None
                 conn.close()
@@ -335,14 +354,34 @@ class SqliteCheckpointStore(BatchedStore):
     def _slice_ms(self) -> int:
         return round(min(self._busy_timeout, _LOCK_SLICE) * 1000)
 
+    def _checkpoint_in_background(self) -> bool:
+        """Loop or worker thread, runner held: start a background checkpoint (or let
+        the running one go on) and return ``True``; ``False`` when the WAL has not been
+        copied whole for `_BACKGROUND_ROUNDS` rounds (the caller checkpoints in the
+        worker thread instead)."""
+        background = self._background
+        if background.running():
+            return True
+        if background.copied_all:
+            self._rounds = 0  # the WAL starts over at the next commit
+        if self._rounds >= _BACKGROUND_ROUNDS or self._corrupt is not None:
+            return False
+        self._rounds += 1
+        self._wal_pages = 0
+        background.start()
+        return True
+
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Worker thread: copy the WAL back into the file (``PASSIVE``: never waits for
-        readers or writers; what it cannot copy now waits for the next one)."""
+        """Worker thread, no append in between: copy the WAL back into the file
+        (``PASSIVE``: it waits for nobody; what it cannot copy waits for the next one)."""
         self._wal_pages = 0
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             self._latch("checkpoint the WAL", exc)  # anything else: try again next time
+            return
+        if busy == 0 and log == copied:
+            self._rounds = 0
 
     def _run(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
         """Run ``ops`` in one transaction. Each op is one statement, and SQLite backs out
@@ -637,6 +676,54 @@ def _hint(exc: BaseException, path: str) -> str:
             "process may write to it)"
         )
     return ""
+
+
+class _Checkpointer:
+    """A ``PASSIVE`` WAL checkpoint in a thread of its own, on a connection of its own
+    (the store's connection goes on committing meanwhile; SQLite lets one checkpointer
+    run beside a writer). Errors are ignored: a busy or failed checkpoint is retried
+    later, and damage is for the store's own calls to find.
+
+    ``copied_all``: the last one copied the whole WAL *and* the store wrote nothing
+    since it started (``writes()`` unchanged), so the WAL starts over at the next
+    commit; appends made while it ran leave frames it did not copy."""
+
+    __slots__ = ("_path", "_thread", "_writes", "copied_all")
+
+    def __init__(self, path: str, writes: Callable[[], int]) -> None:
+        self._path = path
+        self._writes = writes
+        self._thread: threading.Thread | None = None
+        self.copied_all = False
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self.copied_all = False
+        thread = threading.Thread(target=self._run, name="cano_dsl WAL checkpoint", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def join(self) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        writes = self._writes()
+        try:
+            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.copied_all = busy == 0 and log == copied and self._writes() == writes
+        except sqlite3.Error:
+            pass
+        finally:
+            _close_quietly(conn)
 
 
 def _pages(op: Op) -> int:

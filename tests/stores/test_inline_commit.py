@@ -219,26 +219,70 @@ async def test_full_durability_never_commits_on_the_loop(tmp_path: Path) -> None
         assert await _rows(store, "run") == list(range(5))
 
 
-async def test_wal_checkpoints_run_in_the_worker_thread_never_on_the_loop(
+async def test_wal_checkpoints_never_run_on_the_loop_and_the_wal_starts_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Checkpoints run in a background thread (own connection) while appends go on,
+    and now and then in the worker thread with no append in between, so that the WAL
+    is copied whole and starts over instead of growing with the run."""
     monkeypatch.setattr(sqlite_module, "_CHECKPOINT_PAGES", 40)
-    async with SqliteCheckpointStore(tmp_path / "c.db") as store:
+    background: list[int] = []
+    run = sqlite_module._Checkpointer._run
+
+    def recording_run(self: Any) -> None:
+        background.append(threading.get_ident())
+        run(self)
+
+    monkeypatch.setattr(sqlite_module._Checkpointer, "_run", recording_run)
+    path = tmp_path / "c.db"
+    async with SqliteCheckpointStore(path) as store:
         assert store._conn is not None
         assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
         trace = _Trace(store)
-        for seq in range(100):  # ~2 pages each: about five checkpoints
-            await store.append("run", CheckpointRow(seq, "S", "t"))
         loop_thread = threading.get_ident()
-        checkpoints = trace.threads_of("WAL_CHECKPOINT")
-        assert len(checkpoints) >= 3 and loop_thread not in checkpoints
+        wal_sizes = []
+        for seq in range(1500):  # ~2 pages each: thousands of WAL pages in all
+            await store.append("run", CheckpointRow(seq, "S", "t", b"x" * 300))
+            if seq % 100 == 99:
+                await anyio.sleep(0.01)  # let a background checkpoint finish now and then
+                wal_sizes.append(os.path.getsize(f"{path}-wal"))
+        assert background and loop_thread not in background
+        assert loop_thread not in trace.threads_of("WAL_CHECKPOINT")
         inserts = trace.threads_of("INSERT")
-        assert inserts.count(loop_thread) >= 90  # all but the few that paid for one
-        assert await _rows(store, "run") == list(range(100))
-    # the WAL was copied back while the store ran: the file itself has the rows
-    conn = sqlite3.connect(tmp_path / "c.db")
-    assert conn.execute("SELECT count(*) FROM cano_checkpoints").fetchone() == (100,)
+        assert inserts.count(loop_thread) >= 1400  # all but the few that paid for one
+        assert await _rows(store, "run") == list(range(1500))
+    # the WAL started over: its file stayed far below 1,500 appends' worth of pages
+    assert max(wal_sizes) < 1500 * 2 * 4096 / 3, wal_sizes
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM cano_checkpoints").fetchone() == (1500,)
     conn.close()
+
+
+async def test_when_background_checkpoints_never_copy_the_whole_wal_the_worker_thread_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "_CHECKPOINT_PAGES", 40)
+    started: list[int] = []
+    # background checkpoints that never get anywhere (as when appends outrun them)
+    monkeypatch.setattr(
+        sqlite_module._Checkpointer, "_run", lambda self: started.append(threading.get_ident())
+    )
+    path = tmp_path / "c.db"
+    async with SqliteCheckpointStore(path) as store:
+        trace = _Trace(store)
+        loop_thread = threading.get_ident()
+        for seq in range(600):
+            await store.append("run", CheckpointRow(seq, "S", "t", b"x" * 300))
+        in_thread = trace.threads_of("WAL_CHECKPOINT")
+        # after _BACKGROUND_ROUNDS background rounds, one in the worker thread; repeat
+        assert len(in_thread) >= 3 and loop_thread not in in_thread
+        assert len(started) >= sqlite_module._BACKGROUND_ROUNDS * len(in_thread)
+        assert trace.threads_of("INSERT").count(loop_thread) >= 590
+    assert (
+        os.path.getsize(f"{path}-wal") < 600 * 2 * 4096 / 3
+        if os.path.exists(f"{path}-wal")
+        else True
+    )
 
 
 _CHILD = """
