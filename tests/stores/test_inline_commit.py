@@ -320,3 +320,75 @@ async def test_rows_committed_inline_survive_sigkill(tmp_path: Path, anyio_backe
     assert result.stdout.decode().strip() == "appended"
     async with SqliteCheckpointStore(path) as store:
         assert await _rows(store, "run") == list(range(25))
+
+
+# -- PostgreSQL: no inline path, but a lone append is one round trip ----------------
+
+
+@pytest.fixture
+async def pg_store(postgres_dsn: str) -> Any:
+    import uuid
+
+    import psycopg
+
+    from cano_dsl.stores import PostgresCheckpointStore
+
+    table = f"cano_test_{uuid.uuid4().hex[:10]}"
+    store = PostgresCheckpointStore(postgres_dsn, table=table)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+class _PgTrace:
+    """libpq's protocol trace of the store's connection, to a file."""
+
+    def __init__(self, store: Any, path: Path) -> None:
+        import psycopg
+
+        self.conn = store._conn
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.conn.pgconn.trace(self.fd)
+        self.conn.pgconn.set_trace_flags(
+            psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+        )
+
+    def stop(self) -> list[str]:
+        self.conn.pgconn.untrace()  # flushes libpq's buffer
+        os.close(self.fd)
+        return self.path.read_text().splitlines()
+
+
+@pytest.mark.postgres
+async def test_postgres_a_lone_append_is_one_round_trip_in_a_worker_thread(
+    pg_store: Any, tmp_path: Path
+) -> None:
+    trace = _PgTrace(pg_store, tmp_path / "trace.txt")
+    await pg_store.append("run", CheckpointRow(0, "S", "t"))
+    lines = trace.stop()
+    sent = [line for line in lines if line.startswith("F")]
+    assert not any('"BEGIN"' in line or '"COMMIT"' in line for line in sent), lines
+    assert sum("ReadyForQuery" in line for line in lines) == 1, lines  # one round trip
+    assert pg_store._conn.autocommit is False  # back to transactions for batches
+    assert [r.sequence for r in await pg_store.load_run("run")] == [0]
+
+
+@pytest.mark.postgres
+async def test_postgres_a_lone_conflicting_append_fails_alone_and_batches_still_commit_together(
+    pg_store: Any, tmp_path: Path
+) -> None:
+    await pg_store.append("run", CheckpointRow(0, "FIRST", "t"))
+    with pytest.raises(CheckpointStoreError, match="already"):
+        await pg_store.append("run", CheckpointRow(0, "SECOND", "t"))
+    trace = _PgTrace(pg_store, tmp_path / "trace.txt")
+    async with anyio.create_task_group() as tg:  # the first leads; the others share a batch
+        for seq in (1, 2, 3):
+            tg.start_soon(pg_store.append, "run", CheckpointRow(seq, "S", "t"))
+    lines = trace.stop()
+    assert any('"BEGIN"' in line for line in lines if line.startswith("F")), lines
+    assert [r.state for r in await pg_store.load_run("run")] == ["FIRST", "S", "S", "S"]
