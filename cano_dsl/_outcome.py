@@ -102,3 +102,4 @@ class Err:
 
 
 Outcome = Union[Ok[T], Err]
+"""One slot of `BatchTask.finish`'s ``outputs``: `Ok` (the output) or `Err` (the error)."""

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from . import _clock, _metrics
+from . import _clock, _metrics, _spans
 from ._config import TaskConfig
 from ._errors import CircuitOpenError, RetryExhausted, TaskTimeout
 from ._observer import notify
@@ -59,7 +59,13 @@ async def run_with_retries(
     the mode's delays, ``on_retry`` before each sleep. One attempt returns the raw error;
     several return `RetryExhausted` (``__cause__`` = the last error). An open circuit, and
     an error flagged by `mark_final`, is raised raw and stops the remaining retries at
-    once."""
+    once.
+
+    In a traced run (see `cano_dsl._spans`) the loop is a ``run_with_retries`` span
+    with one ``task_attempt`` child per attempt."""
+    found = _spans.TRACER.get()
+    if found is not None:
+        return await _traced_attempts(found, config, fn, task_id, observers, timeout_message)
     return await run_attempts(
         config, fn, 0, task_id=task_id, observers=observers, timeout_message=timeout_message
     )
@@ -139,3 +145,81 @@ async def run_attempts(
         if sink is not None:
             sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
         return result
+
+
+async def _traced_attempts(
+    tracer: Any,
+    config: TaskConfig,
+    fn: Callable[[], Awaitable[T]],
+    task_id: str,
+    observers: Sequence[Any],
+    timeout_message: str,
+) -> T:
+    """`run_attempts` from the first attempt, with cano's spans: ``run_with_retries``
+    {max_attempts} around the loop, ``task_attempt`` {attempt, max_attempts, outcome,
+    retry_delay_seconds} around each attempt (the breaker's admission included; the
+    sleep before the next attempt is outside it)."""
+    mode = config.retry_mode
+    max_attempts = mode.max_attempts
+    breaker = config.circuit_breaker
+    timeout = config.attempt_timeout
+    attempt = 0
+    sink = _metrics.SINK
+    with tracer.start_as_current_span(_spans.RETRIES, attributes={"max_attempts": max_attempts}):
+        while True:
+            delay: float | None = None
+            with tracer.start_as_current_span(
+                _spans.ATTEMPT,
+                attributes={"attempt": attempt + 1, "max_attempts": max_attempts},
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                permit = None
+                if breaker is not None:
+                    try:
+                        permit = breaker.try_acquire()
+                    except CircuitOpenError as exc:
+                        span.set_attribute("outcome", "circuit_open")
+                        span.set_status(_spans.error_status(exc))
+                        if sink is not None:
+                            sink.counter(_metrics.CIRCUIT_REJECTIONS_TOTAL, 1, _metrics.NO_LABELS)
+                        if observers:
+                            notify(observers, "on_circuit_open", task_id)
+                        raise
+                try:
+                    result = await _one_attempt(fn, timeout, timeout_message)
+                except Exception as exc:
+                    if permit is not None:
+                        permit.record_failure()
+                    if sink is not None:
+                        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+                    span.set_attribute(
+                        "outcome", "timed_out" if isinstance(exc, TaskTimeout) else "failed"
+                    )
+                    span.record_exception(exc)
+                    span.set_status(_spans.error_status(exc))
+                    if is_final(exc):
+                        raise
+                    attempt += 1
+                    if attempt >= max_attempts:
+                        if max_attempts <= 1:
+                            raise
+                        raise RetryExhausted(attempt, exc) from exc
+                    delay = mode.delay_for_attempt(attempt - 1)
+                    span.set_attribute("retry_delay_seconds", delay or 0.0)
+                except BaseException:
+                    span.set_attribute("outcome", "cancelled")
+                    if permit is not None:
+                        permit.record_failure()
+                    raise
+                else:
+                    span.set_attribute("outcome", "completed")
+                    if permit is not None:
+                        permit.record_success()
+                    if sink is not None:
+                        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+                    return result
+            if observers:
+                notify(observers, "on_retry", task_id, attempt)
+            if delay:
+                await _clock.sleep(delay)

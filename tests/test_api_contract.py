@@ -281,6 +281,7 @@ PUBLIC_MODULES = (
     "cano_dsl.testing.conformance",
     "cano_dsl.testing.strategies",
     "cano_dsl.cli",
+    "cano_dsl.report",
 )
 
 

@@ -1,5 +1,6 @@
-"""Drawing a workflow: its states, the split → join edges, and the transitions read
-statically from each task's source (Mermaid or Graphviz DOT).
+"""Drawing a workflow: its states, the split → join edges, the transitions a task
+declares (``to=`` / ``Literal``, drawn bold) and, for an undeclared task, the ones read
+statically from its source (drawn thin), as Mermaid or Graphviz DOT.
 
 A task's possible next states are the members of the workflow's state Enum that
 its code mentions: for a class, every method but ``compensate`` (across the user
@@ -44,6 +45,9 @@ class Edge:
     target: str
     join: str = ""
     """The join strategy for a split → join edge; empty for an inferred transition."""
+    declared: bool = False
+    """A transition the task declares (``to=`` / ``Literal``): drawn bold, like a
+    join; an inferred one is drawn thin."""
 
 
 @attrs.frozen
@@ -210,6 +214,16 @@ def task_targets(task: Any, states: type[enum.Enum]) -> set[enum.Enum] | None:
 # -- the graph ---------------------------------------------------------------------------
 
 
+def entry_targets(entry: Any, states: type[enum.Enum]) -> tuple[set[enum.Enum] | None, bool]:
+    """The states a registered task may move to and whether they are declared (``to=``
+    or a ``Literal`` return annotation: exact) or inferred from its source (a guess;
+    None when the source cannot be read)."""
+    declared = getattr(entry, "to", None)
+    if declared is not None:
+        return set(declared), True
+    return task_targets(entry.task, states), False
+
+
 def _task_label(task: Any) -> str:
     name = getattr(task, "name", None)
     try:
@@ -235,12 +249,12 @@ def build_graph(wf: Workflow[Any]) -> Graph:
             edges.append(Edge(state.name, entry.join.join_state.name, str(entry.join.strategy)))
             continue
         kinds[state] = (kind, "" if kind in ("single", "router") else kind)
-        targets = task_targets(entry.task, states)
+        targets, declared = entry_targets(entry, states)
         if targets is None:
             notes.append(f"{state.name}: source of {_task_label(entry.task)} not readable")
             continue
         for target in sorted(targets, key=_order(states)):
-            edges.append(Edge(state.name, target.name))
+            edges.append(Edge(state.name, target.name, declared=declared))
     for state in exits:
         kinds.setdefault(state, ("exit", ""))
     mentioned = {e.target for e in edges}
@@ -278,7 +292,8 @@ _MERMAID_SHAPES = {
 
 def render_mermaid(graph: Graph) -> str:
     """A Mermaid flowchart: routers are diamonds, splits subroutine boxes, exit states
-    stadiums; a bold edge is a split's join."""
+    stadiums; a bold edge is a split's join or a declared transition, a thin one a
+    transition inferred from the task's source."""
     lines = ["flowchart TD", f"    %% {graph.title}"]
     lines.extend(f"    %% {note}" for note in graph.notes)
     classes: dict[str, list[str]] = {}
@@ -295,6 +310,8 @@ def render_mermaid(graph: Graph) -> str:
         src, dst = _mermaid_id(edge.source), _mermaid_id(edge.target)
         if edge.join:
             lines.append(f'    {src} ==>|"join: {edge.join}"| {dst}')
+        elif edge.declared:
+            lines.append(f"    {src} ==> {dst}")
         else:
             lines.append(f"    {src} --> {dst}")
     styles = {
@@ -327,7 +344,8 @@ _DOT_ATTRS = {
 
 def render_dot(graph: Graph) -> str:
     """A Graphviz digraph: routers are diamonds, splits 3-D boxes, exit states double
-    circles; a bold edge is a split's join."""
+    circles; a bold edge is a split's join or a declared transition, a plain one a
+    transition inferred from the task's source."""
     lines = [f"digraph {_dot_quote(graph.title)} {{", "    rankdir=LR;"]
     lines.extend(f"    // {note}" for note in graph.notes)
     lines.append("    node [shape=box, style=rounded];")
@@ -344,6 +362,8 @@ def render_dot(graph: Graph) -> str:
         arrow = f"    {_dot_quote(edge.source)} -> {_dot_quote(edge.target)}"
         if edge.join:
             arrow += f" [style=bold, label={_dot_quote('join: ' + edge.join)}]"
+        elif edge.declared:
+            arrow += " [style=bold]"
         lines.append(arrow + ";")
     lines.append("}")
     return "\n".join(lines) + "\n"

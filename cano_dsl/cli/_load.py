@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -68,14 +69,85 @@ def _workflow_names(module: ModuleType) -> list[str]:
     return sorted(k for k, v in vars(module).items() if isinstance(v, Workflow))
 
 
+def _returns_workflow(fn: Any) -> bool:
+    annotation = getattr(fn, "__annotations__", {}).get("return")
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    return isinstance(text, str) and text.split("[", 1)[0].strip("'\" ") == "Workflow"
+
+
+def _factories(module: ModuleType) -> list[tuple[str, Any]]:
+    """Functions defined in ``module`` annotated to return a Workflow."""
+    return sorted(
+        (k, v)
+        for k, v in vars(module).items()
+        if inspect.isfunction(v) and v.__module__ == module.__name__ and _returns_workflow(v)
+    )
+
+
+def _shown(annotation: Any) -> str:
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "?")
+
+
+def _required_parameters(fn: Any) -> list[str] | None:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    return [
+        p.name if p.annotation is inspect.Parameter.empty else f"{p.name}: {_shown(p.annotation)}"
+        for p in signature.parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+
+
+def _expose_hint(module_name: str, attr: str, params: list[str]) -> str:
+    short = Path(module_name).name if module_name.endswith(".py") else module_name
+    names = ", ".join(p.split(":")[0] + "=..." for p in params)
+    return (
+        f"{module_name}:{attr} takes arguments ({', '.join(params)}) and the CLI calls a "
+        f"factory with none; expose one in {short}, for example `def cli_workflow(): "
+        f"return {attr}({names})`, and pass {module_name}:cli_workflow"
+    )
+
+
+def _pick(module: ModuleType, module_name: str) -> str:
+    """The one workflow (or zero-argument factory) of a module named without ``:ATTR``."""
+    names = _workflow_names(module)
+    if len(names) == 1:
+        return names[0]
+    factories = _factories(module)
+    callable_now = [k for k, f in factories if _required_parameters(f) == []]
+    if not names and len(callable_now) == 1:
+        return callable_now[0]
+    if names or callable_now:
+        found = ", ".join(f"{module_name}:{n}" for n in [*names, *callable_now])
+        raise CliError(f"{module_name} holds several workflows: name one ({found})")
+    if factories:
+        name, fn = factories[0]
+        raise CliError(
+            f"{module_name} has no module-level workflow; "
+            + _expose_hint(module_name, name, _required_parameters(fn) or [])
+        )
+    raise CliError(
+        f"{module_name} has no module-level Workflow and no function returning one; "
+        "build one at module level (or in a function with no arguments) for the CLI to run"
+    )
+
+
 def load_workflow(target: str) -> Workflow[Any]:
     """The `Workflow` named by ``MODULE:ATTR`` (``ATTR`` may be dotted, and may name a
     zero-argument callable returning the workflow). ``MODULE`` may also be a path to
-    a ``.py`` file."""
+    a ``.py`` file, alone when the file holds exactly one workflow."""
     module_name, sep, attr = target.rpartition(":")
-    if not sep or not module_name or not attr:
+    if not sep and target.endswith(".py"):
+        module_name, attr = target, ""
+    elif not sep or not module_name or not attr:
         raise CliError(f"expected MODULE:ATTR (for example `myflows:checkout`), got {target!r}")
     module = _import(module_name)
+    if not attr:
+        attr = _pick(module, module_name)
+        target = f"{module_name}:{attr}"
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -90,6 +162,9 @@ def load_workflow(target: str) -> Workflow[Any]:
         raise CliError(
             f"{target} is not a Workflow or a function returning one (got {type(obj).__name__})"
         )
+    params = _required_parameters(obj)
+    if params:
+        raise CliError(_expose_hint(module_name, attr, params))
     try:
         made = obj()
     except TypeError as exc:

@@ -6,17 +6,21 @@ import argparse
 import enum
 import functools
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+import attrs
 
 from ..stores import CheckpointRow, RowKind
-from ..testing import RecordingObserver
+from ..testing import Cancelled, Checkpoint, RecordingObserver
 from ..workflow import Workflow
 from ._graph import build_graph, render_dot, render_mermaid
 from ._load import CliError, load_workflow, resolve_state, state_enum
+from ._progress import Progress
 from ._stores import StoreUrl, list_runs, open_store, parse_store_url
 
 __all__ = ["build_parser", "main"]
@@ -24,48 +28,172 @@ __all__ = ["build_parser", "main"]
 PROG = "cano-dsl"
 
 
+_TARGET_HELP = (
+    "the workflow: MODULE:ATTR (for example myflows:checkout) or path/to/file.py:ATTR, "
+    "where ATTR is a Workflow or a function with no arguments that returns one; a file "
+    "alone (path/to/file.py) works when it holds exactly one such workflow"
+)
+_STORE_HELP = (
+    "checkpoint store: sqlite:PATH (for example sqlite:runs.db) or postgres:DSN "
+    "(for example postgres:postgresql://user@host/db)"
+)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return f"{PROG} {__version__}"
+
+
+def _sub(
+    sub: Any, name: str, help_: str, description: str, *, target: bool = False
+) -> argparse.ArgumentParser:
+    epilog = f"TARGET: {_TARGET_HELP}." if target else None
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_, description=description, epilog=epilog
+    )
+    return parser
+
+
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="do not print a progress line per state (on standard error)",
+    )
+
+
+def _report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write an HTML run report (timeline, graph, errors) to FILE",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Run, check, draw and resume cano_dsl workflows.",
-        epilog="TARGET is MODULE:ATTR (or path/to/file.py:ATTR); ATTR names a Workflow "
-        "or a function with no arguments that returns one.",
+        description="Run, check, draw, report and resume cano_dsl workflows.",
+        epilog=f"TARGET: {_TARGET_HELP}. Run `{PROG} COMMAND --help` for a command's options.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run a workflow to an exit state")
-    run.add_argument("target", metavar="TARGET")
-    run.add_argument("--initial", required=True, metavar="STATE", help="the state to start in")
+    run = _sub(
+        sub,
+        "run",
+        "run a workflow to an exit state",
+        "Run TARGET from --initial STATE to an exit state, printing a line per state "
+        "on standard error as the run leaves it, then the path and the exit state. "
+        "Ctrl-C stops the run (exit status 130) and says how to resume it.",
+        target=True,
+    )
+    run.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
+    run.add_argument(
+        "--initial",
+        required=True,
+        metavar="STATE",
+        help="the state to start in: a member name of the workflow's Enum "
+        "(a unique case-insensitive match works too)",
+    )
     _backend(run)
-    run.add_argument("--workflow-id", metavar="ID", help="the run's id (needed with --store)")
-    run.add_argument("--store", metavar="URL", help="checkpoint store: sqlite:PATH or postgres:DSN")
+    run.add_argument(
+        "--workflow-id",
+        metavar="ID",
+        help="the run's id: its checkpoint log is kept under it (needed with --store)",
+    )
+    run.add_argument("--store", metavar="URL", help=_STORE_HELP)
+    _quiet(run)
+    _report(run)
 
-    val = sub.add_parser("validate", help="check a workflow's shape")
-    val.add_argument("target", metavar="TARGET")
-    val.add_argument("--initial", metavar="STATE", help="also check this initial state")
+    val = _sub(
+        sub,
+        "validate",
+        "check a workflow's shape",
+        "Check TARGET's shape (Workflow.validate) and print its states; warnings (a "
+        "state registered twice, a state both registered and an exit state) are "
+        "printed without failing.",
+        target=True,
+    )
+    val.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
+    val.add_argument("--initial", metavar="STATE", help="also check that STATE can start a run")
 
-    graph = sub.add_parser("graph", help="draw a workflow (Mermaid or Graphviz DOT)")
-    graph.add_argument("target", metavar="TARGET")
-    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    graph = _sub(
+        sub,
+        "graph",
+        "draw a workflow (Mermaid or Graphviz DOT)",
+        "Print TARGET's states and transitions (read statically from each task's "
+        "source) as a Mermaid flowchart or a Graphviz digraph.",
+        target=True,
+    )
+    graph.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "dot"),
+        default="mermaid",
+        help="mermaid (default) or dot",
+    )
 
-    runs = sub.add_parser("runs", help="list, show and resume checkpointed runs")
+    runs = _sub(
+        sub,
+        "runs",
+        "list, show, report and resume checkpointed runs",
+        "Read the checkpoint logs a store keeps for runs that failed or were interrupted.",
+    )
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
-    lst = runs_sub.add_parser("list", help="the runs with a checkpoint log")
-    lst.add_argument("--store", required=True, metavar="URL")
-    show = runs_sub.add_parser("show", help="a run's checkpoint rows")
-    show.add_argument("workflow_id", metavar="ID")
-    show.add_argument("--store", required=True, metavar="URL")
-    resume = runs_sub.add_parser("resume", help="resume a run from its last checkpoint")
-    resume.add_argument("workflow_id", metavar="ID")
-    resume.add_argument("target", metavar="TARGET")
-    resume.add_argument("--store", required=True, metavar="URL")
+    lst = _sub(runs_sub, "list", "the runs with a checkpoint log", "List the logged runs.")
+    lst.add_argument("--store", required=True, metavar="URL", help=_STORE_HELP)
+    show = _sub(runs_sub, "show", "a run's checkpoint rows", "Print one run's rows.")
+    show.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
+    show.add_argument("--store", required=True, metavar="URL", help=_STORE_HELP)
+    report = _sub(
+        runs_sub,
+        "report",
+        "write a run's log as an HTML report",
+        "Write one self-contained HTML page for the run logged under ID: the states it "
+        "entered, its compensation stack and step cursors, in order (checkpoint rows "
+        "carry no timestamps). With TARGET the page also draws the workflow's graph.",
+        target=True,
+    )
+    report.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
+    report.add_argument(
+        "target",
+        metavar="TARGET",
+        nargs="?",
+        help=f"optional: {_TARGET_HELP}",
+    )
+    report.add_argument("--store", required=True, metavar="URL", help=_STORE_HELP)
+    report.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the page (default: ID.html in the working directory)",
+    )
+    resume = _sub(
+        runs_sub,
+        "resume",
+        "resume a run from its last checkpoint",
+        "Resume the run logged under ID with TARGET (Workflow.resume_from), printing a "
+        "line per state like run.",
+        target=True,
+    )
+    resume.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
+    resume.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
+    resume.add_argument("--store", required=True, metavar="URL", help=_STORE_HELP)
     _backend(resume)
+    _quiet(resume)
+    _report(resume)
     return parser
 
 
 def _backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to run on"
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop to run on (default asyncio; trio needs the trio extra)",
     )
 
 
@@ -93,6 +221,10 @@ def _path(recorder: RecordingObserver) -> str:
     return " -> ".join(recorder.states_entered()) or "(no state entered)"
 
 
+class _Interrupted(Exception):
+    """Ctrl-C stopped the run."""
+
+
 def _drive(
     wf: Workflow[Any],
     store: Any,
@@ -108,26 +240,115 @@ def _drive(
                 with anyio.CancelScope(shield=True):
                     await store.aclose()
 
-    return anyio.run(go, backend=backend)
+    try:
+        return anyio.run(go, backend=backend)
+    except BaseException as exc:
+        if _is_interrupt(exc):
+            raise _Interrupted from None
+        raise
 
 
-def _finish(
-    recorder: RecordingObserver,
-    attempt: Callable[[], enum.Enum],
-    out: TextIO,
-    err: TextIO,
-    on_failure: str = "",
-) -> int:
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C: a `KeyboardInterrupt`, or one inside the exception group of a task group
+    (trio delivers it to whichever task it reaches, a split branch for one)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    inner = getattr(exc, "exceptions", None)
+    return isinstance(inner, tuple) and any(
+        isinstance(e, BaseException) and _is_interrupt(e) for e in inner
+    )
+
+
+@attrs.define
+class _Session:
+    """What `_finish` needs to report a run: who watched it and how to resume it."""
+
+    wf: Workflow[Any]
+    recorder: RecordingObserver
+    progress: Progress | None
+    resume_hint: str = ""
+    """The ``runs resume`` command, when the run has a checkpoint log."""
+    log_existed: bool = False
+    """Resuming: the log was there before this run wrote anything."""
+    report: str | None = None
+    workflow_id: str | None = None
+
+
+def _watch(wf: Workflow[Any], quiet: bool, err: TextIO) -> tuple[Workflow[Any], _Session]:
+    recorder = RecordingObserver()
+    progress = None
+    wf = wf.with_observer(recorder)
+    if not quiet:
+        names = [m.name for m in state_enum(wf)]
+        progress = Progress(err, {s.name for s in wf.exit_states}, max(map(len, names)))
+        wf = wf.with_observer(progress)
+    return wf, _Session(wf, recorder, progress)
+
+
+def _last_state(recorder: RecordingObserver) -> str:
+    cancelled = recorder.of_type(Cancelled)
+    if cancelled:
+        return str(cancelled[-1].state)
+    states = recorder.states_entered()
+    return states[-1] if states else "(none)"
+
+
+def _logged(session: _Session) -> bool:
+    """Whether the store holds a log this run can be resumed from."""
+    return session.log_existed or bool(session.recorder.of_type(Checkpoint))
+
+
+def _write_report(
+    session: _Session, out: TextIO, err: TextIO, error: BaseException | None, final: Any
+) -> None:
+    if session.report is None:
+        return
+    from ..report import render
+
+    html = render(
+        session.recorder,
+        workflow=session.wf,
+        workflow_id=session.workflow_id,
+        error=error,
+        final_state=final,
+    )
+    try:
+        Path(session.report).write_text(html, encoding="utf-8")
+    except OSError as exc:
+        print(f"{PROG}: cannot write the report: {exc}", file=err)
+        return
+    print(f"report: {session.report}", file=out)
+
+
+def _finish(session: _Session, attempt: Callable[[], enum.Enum], out: TextIO, err: TextIO) -> int:
+    recorder = session.recorder
     try:
         final = attempt()
+    except _Interrupted:
+        if session.progress is not None:
+            session.progress.finish(interrupted=True)
+        print(f"path: {_path(recorder)}", file=out)
+        line = f"interrupted in state {_last_state(recorder)}"
+        if session.resume_hint and _logged(session):
+            line += f"; resume with: {session.resume_hint}"
+        out.flush()
+        print(line, file=err)
+        _write_report(session, out, err, None, None)
+        return 130
     except Exception as exc:
+        if session.progress is not None:
+            session.progress.finish(failed=True)
         print(f"path: {_path(recorder)}", file=out)
         print(f"{PROG}: run failed: {_describe(exc)}", file=err)
-        if on_failure:
-            print(on_failure, file=err)
+        if session.resume_hint and _logged(session):
+            print(f"its checkpoint log is kept; resume it with: {session.resume_hint}", file=err)
+        _write_report(session, out, err, exc, None)
         return 1
+    if session.progress is not None:
+        session.progress.finish()
     print(f"path: {_path(recorder)}", file=out)
     print(f"exit state: {final.name}", file=out)
+    _write_report(session, out, err, None, final)
     return 0
 
 
@@ -138,10 +359,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     wf = load_workflow(args.target)
     initial = resolve_state(wf, args.initial)
     _check_backend(args.backend)
-    recorder = RecordingObserver()
-    wf = wf.with_observer(recorder)
     store = None
     hint = ""
+    workflow_id = args.workflow_id
     if args.store is not None:
         url = parse_store_url(args.store)
         workflow_id = args.workflow_id if args.workflow_id is not None else wf.workflow_id
@@ -152,14 +372,15 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         store = open_store(url)
         wf = wf.with_checkpoint_store(store).with_workflow_id(workflow_id)
         print(f"workflow id: {workflow_id}", file=out)
-        hint = (
-            f"its checkpoint log is kept; resume it with: {PROG} runs resume "
-            f"{workflow_id} {args.target} --store {url.text}"
-        )
-    elif args.workflow_id is not None:
-        wf = wf.with_workflow_id(args.workflow_id)
+        hint = f"{PROG} runs resume {workflow_id} {args.target} --store {url.text}"
+    elif workflow_id is not None:
+        wf = wf.with_workflow_id(workflow_id)
+    for warning in wf.warnings():
+        print(f"{PROG}: warning: {warning}", file=err)
+    wf, session = _watch(wf, args.quiet, err)
+    session.resume_hint, session.report, session.workflow_id = hint, args.report, workflow_id
     attempt = functools.partial(_drive, wf, store, args.backend, lambda w: w.orchestrate(initial))
-    return _finish(recorder, attempt, out, err, hint)
+    return _finish(session, attempt, out, err)
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -172,6 +393,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except Exception as exc:
         print(f"{PROG}: invalid workflow: {exc}", file=err)
         return 1
+    for warning in wf.warnings():
+        print(f"{PROG}: warning: {warning}", file=err)
     states = ", ".join(s.name for s in wf.registered_states())
     exits = ", ".join(s.name for s in wf.exit_states)
     print(f"ok: {state_enum(wf).__name__} workflow", file=out)
@@ -275,13 +498,43 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not _load_rows(url, workflow_id):
         raise CliError(f"no checkpoint log for workflow id {workflow_id!r} in {url.text}", 1)
     store = open_store(url, must_exist=True)
-    recorder = RecordingObserver()
-    wf = wf.with_observer(recorder).with_checkpoint_store(store).with_workflow_id(workflow_id)
+    wf = wf.with_checkpoint_store(store).with_workflow_id(workflow_id)
+    wf, session = _watch(wf, args.quiet, err)
+    session.resume_hint = f"{PROG} runs resume {workflow_id} {args.target} --store {url.text}"
+    session.log_existed, session.report, session.workflow_id = True, args.report, workflow_id
     print(f"resuming: {workflow_id}", file=out)
     attempt = functools.partial(
         _drive, wf, store, args.backend, lambda w: w.resume_from(workflow_id)
     )
-    return _finish(recorder, attempt, out, err)
+    return _finish(session, attempt, out, err)
+
+
+def _report_path(workflow_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in workflow_id)
+    return f"{safe or 'run'}.html"
+
+
+def cmd_runs_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    url = parse_store_url(args.store)
+    wf = load_workflow(args.target) if args.target is not None else None
+    rows = _load_rows(url, args.workflow_id)
+    if not rows:
+        raise CliError(
+            f"no checkpoint log for workflow id {args.workflow_id!r} in {url.text} (a run "
+            "that reached an exit state clears its log; use `run --report FILE` to keep "
+            "a report of every run)",
+            1,
+        )
+    from ..report import render
+
+    html = render(rows=rows, workflow=wf, workflow_id=args.workflow_id)
+    path = args.output or _report_path(args.workflow_id)
+    try:
+        Path(path).write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc}", 1) from exc
+    print(f"report: {path} ({len(rows)} rows)", file=out)
+    return 0
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
@@ -291,20 +544,31 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "runs list": cmd_runs_list,
     "runs show": cmd_runs_show,
     "runs resume": cmd_runs_resume,
+    "runs report": cmd_runs_report,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 a failed workflow or
-    check, 2 bad input)."""
+    check, 2 bad input, 130 interrupted by Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command
     if command == "runs":
         command = f"runs {args.runs_command}"
     out, err = sys.stdout, sys.stderr
+    # the commands print Workflow.warnings() themselves; without a logging setup of the
+    # caller's, validate()'s log records would print them a second time
+    workflow_log = logging.getLogger("cano_dsl.workflow")
+    if not workflow_log.hasHandlers():
+        workflow_log.addHandler(logging.NullHandler())
     try:
         return _COMMANDS[command](args, out, err)
     except CliError as exc:
         print(f"{PROG}: error: {exc}", file=err)
         return exc.code
+    except BaseException as exc:
+        if not _is_interrupt(exc):
+            raise
+        print(f"{PROG}: interrupted", file=err)
+        return 130

@@ -65,6 +65,12 @@ class TracingObserver(WorkflowObserver):
     tracer provider). Task spans are not made current, so spans your task code opens
     are siblings of the task span, children of the run span. One observer may serve
     concurrent runs; spans are matched to their outcome by task id.
+
+    Independent of this observer, a run with a configured global tracer provider
+    produces cano's own span tree (``workflow_orchestrate``, ``single_task_execution``,
+    ``run_with_retries``, ``task_attempt``, ...; see docs/tracing.md); this observer's
+    task spans are then children of the state spans, its run events land on the run's
+    root span.
     """
 
     def __init__(self, tracer: Tracer | None = None) -> None:

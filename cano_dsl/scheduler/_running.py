@@ -474,7 +474,8 @@ class SchedulerRun:
         specs = self._specs
         for spec in specs:
             spec.workflow.validate()
-            spec.workflow.validate_initial_state(spec.initial)
+            # known-ness only, like orchestrate (reachability is validate_initial_state's)
+            spec.workflow._check_initial(spec.initial)
         done: list[FlowSpec] = []
         for spec in specs:
             try:

@@ -32,6 +32,7 @@ import errno
 import hashlib
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol, runtime_checkable
@@ -61,7 +62,8 @@ __all__ = [
 class RunClaim(Protocol):
     """A held claim on one workflow run; `release()` gives it up (idempotent)."""
 
-    async def release(self) -> None: ...
+    async def release(self) -> None:
+        """Give the run up (idempotent); another owner may claim it after."""
 
 
 @runtime_checkable
@@ -73,7 +75,8 @@ class ClaimingCheckpointStore(CheckpointStore, Protocol):
     with SIGKILL must not leave the run claimed) and must conflict with a second claim
     from the same process."""
 
-    async def claim(self, workflow_id: str) -> RunClaim: ...
+    async def claim(self, workflow_id: str) -> RunClaim:
+        """Claim ``workflow_id`` for the caller; `RunClaimedError` when it is held elsewhere."""
 
 
 def claim_key(*parts: str, bits: int = 62) -> int:
@@ -84,6 +87,18 @@ def claim_key(*parts: str, bits: int = 62) -> int:
         h.update(len(data).to_bytes(8, "big"))
         h.update(data)
     return int.from_bytes(h.digest(), "big") >> (64 - bits)
+
+
+def fence_keys(namespace: str, workflow_id: str) -> tuple[int, int]:
+    """The two signed 32-bit keys of ``workflow_id``'s *write fence* on PostgreSQL.
+
+    Every write of the PostgreSQL store takes this advisory lock in shared mode for its
+    transaction (`pg_advisory_xact_lock_shared`); a new claimant takes it exclusively
+    once and lets go, which waits until every transaction that was still writing the
+    run (a killed client's ``COMMIT`` still running on the server) has ended. The
+    two-key form keeps it apart from the claims' one-key locks."""
+    k = claim_key(namespace, "write-fence", workflow_id, bits=64)
+    return (k >> 32) - 2**31, (k & 0xFFFFFFFF) - 2**31
 
 
 class _Claim:
@@ -388,6 +403,14 @@ class PgClaims:
                 self._held.add(key)
             else:  # the caller gave up waiting: do not keep it
                 self._unlock(key)
+                return
+        if not self._wait_for_fence(workflow_id):
+            self._release(key)
+            raise RunClaimedError(
+                workflow_id,
+                f"by a previous owner whose write is still in flight on {self._where} "
+                f"(waited {self._timeout:g}s for its transaction to end)",
+            )
 
     def _try_lock(self, workflow_id: str, key: int) -> bool:
         for attempt in (1, 2):
@@ -405,6 +428,31 @@ class PgClaims:
                 # a connection that died while idle (server restart, terminated
                 # backend): try once more on a fresh one
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_for_fence(self, workflow_id: str) -> bool:
+        """Wait (at most the call bound) until no transaction holds ``workflow_id``'s
+        write fence: a previous owner's write still running on the server (a killed
+        client's ``COMMIT``) lands before this owner reads the log. False on time-out."""
+        a, b = fence_keys(self._namespace, workflow_id)
+        # a little inside the caller's bound, so the caller hears why
+        deadline = time.monotonic() + max(0.1, self._timeout - 1.0)
+        while True:
+            with self._lock:
+                try:
+                    conn = self._connection()
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (a, b)).fetchone()
+                    if row[0]:
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (a, b))
+                        return True
+                except self._errors as exc:
+                    self._close_connection()  # the claim went with the session
+                    self._held.clear()
+                    raise CheckpointStoreError(
+                        f"postgres {self._where}: claim workflow run {workflow_id!r}: {exc}"
+                    ) from exc
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def _unlock(self, key: int) -> None:
         conn = self._conn

@@ -56,7 +56,7 @@ from typing import Any
 
 from .._errors import CheckpointStoreError, ConfigurationError
 from ._batch import BatchedStore, Op, OpKind, skip_abandoned
-from ._claim import PgClaims, RunClaim
+from ._claim import PgClaims, RunClaim, fence_keys
 from ._codec import conflict_error, decode_row, row_params
 from ._row import CheckpointRow
 
@@ -163,16 +163,23 @@ class PostgresCheckpointStore(BatchedStore):
         self._migrate_sql = (
             f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS workflow_version bigint NOT NULL DEFAULT 0"
         )
+        # Each write takes the run's write fence (`_claim.fence_keys`) in shared mode for
+        # its transaction, in the same statement: a new owner's claim waits for it.
         self._insert_sql = (
             f"INSERT INTO {t} "
             "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (workflow_id, sequence) DO NOTHING"
+            "SELECT %s, %s, %s, %s, %s::bytea, %s, %s "
+            "FROM (SELECT pg_advisory_xact_lock_shared(%s, %s)) AS fence "
+            "ON CONFLICT (workflow_id, sequence) DO NOTHING"
         )
         self._select_sql = (
             "SELECT sequence, state, task_id, output_blob, kind, workflow_version "
             f"FROM {t} WHERE workflow_id = %s ORDER BY sequence"
         )
-        self._delete_sql = f"DELETE FROM {t} WHERE workflow_id = %s"
+        self._delete_sql = (
+            "WITH fence AS (SELECT pg_advisory_xact_lock_shared(%s, %s)) "
+            f"DELETE FROM {t} WHERE workflow_id = %s AND EXISTS (SELECT 1 FROM fence)"
+        )
 
     @property
     def table(self) -> str:
@@ -183,7 +190,9 @@ class PostgresCheckpointStore(BatchedStore):
     def application_name(self) -> str | None:
         """The ``application_name`` the store's connections report (pg_stat_activity):
         the DSN's, else ``PGAPPNAME``, else ``cano_dsl <table> <pid>-<n>`` (unique per
-        store object); ``None`` when the DSN names a service that decides it."""
+        store object); ``None`` when the DSN names a service that decides it. The
+        connection that holds run claims reports the same name followed by
+        ``" claims"``."""
         return self._application_name
 
     def __repr__(self) -> str:
@@ -348,7 +357,7 @@ class PostgresCheckpointStore(BatchedStore):
             row: CheckpointRow = op.args[1]
             cur.execute(
                 self._insert_sql,
-                row_params(workflow_id, row),
+                (*row_params(workflow_id, row), *fence_keys(self._table, workflow_id)),
             )
             if cur.rowcount == 0:
                 op.fail(conflict_error(workflow_id, row.sequence))
@@ -364,7 +373,7 @@ class PostgresCheckpointStore(BatchedStore):
             else:
                 op.succeed(rows)
         elif op.kind is OpKind.CLEAR:
-            cur.execute(self._delete_sql, (op.args[0],))
+            cur.execute(self._delete_sql, (*fence_keys(self._table, op.args[0]), op.args[0]))
             op.succeed()
         else:  # OPEN: connected and migrated by now
             op.succeed()
@@ -423,9 +432,13 @@ class PostgresCheckpointStore(BatchedStore):
 
     @functools.cached_property
     def _claims(self) -> PgClaims:
+        extra: dict[str, str] = {}
+        if self._application_name:  # tell the claims connection apart in pg_stat_activity
+            extra["application_name"] = f"{self._application_name[:56]} claims"
+
         def connect() -> Any:
             return self._pg.connect(
-                self._dsn, autocommit=True, connect_timeout=self._connect_timeout
+                self._dsn, autocommit=True, connect_timeout=self._connect_timeout, **extra
             )
 
         return PgClaims(

@@ -28,17 +28,20 @@ NextState = Union[S, TaskResult[S]]
 class SupportsRun(Protocol[S_co]):
     """What a type checker sees of a plain task that uses the resources: ``run(res)``."""
 
-    async def run(self, res: Resources, /) -> NextState[S_co]: ...
+    async def run(self, res: Resources, /) -> NextState[S_co]:
+        """Run the state with the workflow's resources; return the next state."""
 
 
 class SupportsRunBare(Protocol[S_co]):
     """What a type checker sees of a plain task without resources: ``run_bare()``."""
 
-    async def run_bare(self) -> NextState[S_co]: ...
+    async def run_bare(self) -> NextState[S_co]:
+        """Run the state without resources; return the next state."""
 
 
 #: A plain task moving to states of ``S``: a `Task` subclass, a `@task` class or function.
 TaskLike = Union[SupportsRun[S_co], SupportsRunBare[S_co]]
+"""What a type checker sees of a plain task: a `run(res)` or a `run_bare()` method."""
 
 
 def default_name(obj: Any) -> str:
@@ -54,7 +57,7 @@ def _task_invoker(task: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return task.run_bare, False
 
 
-TASK_SPEC = ModelSpec("task", one_of=("run", "run_bare"))
+TASK_SPEC = ModelSpec("task", one_of=("run", "run_bare"), returns=("run", "run_bare"))
 
 
 class Task(abc.ABC, Generic[S]):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import difflib
 import enum
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 import attrs
 
 from .._errors import TaskDefinitionError
+from ._targets import check_to, declare
 
 __all__ = [
     "ModelSpec",
@@ -26,6 +27,7 @@ __all__ = [
     "constant",
     "ModelDecorator",
     "model_of",
+    "returning_method",
 ]
 
 C = TypeVar("C", bound=type)
@@ -61,6 +63,11 @@ class ModelSpec:
     checks: Any = attrs.field(factory=dict, eq=False)
     """Constant name -> ``check(value) -> error text | None``, applied at decoration to
     a constant written as a plain attribute (methods are checked when read)."""
+    returns: tuple[str, ...] = ()
+    """The method(s) whose return annotation may declare the next states (a
+    ``Literal[...]``; see `cano_dsl.tasks._targets`); the first one defined counts."""
+    returns_tuple: bool = False
+    """The returning method returns ``tuple[state, output]`` (compensatable)."""
 
     @property
     def hooks(self) -> tuple[str, ...]:
@@ -182,6 +189,15 @@ def _check_near_misses(spec: ModelSpec, cls: type, where: str) -> None:
                 )
 
 
+def returning_method(spec: ModelSpec, cls: type) -> Any:
+    """The user's method of ``cls`` whose return annotation declares the next states."""
+    for name in spec.returns:
+        member = _own_or_inherited(cls, name, spec.base)
+        if member is not None:
+            return getattr(member, "__func__", member)
+    return None
+
+
 def constant(obj: Any, name: str) -> Any:
     """Read an optional constant member written as a method or as a plain attribute."""
     value = getattr(obj, name)
@@ -211,7 +227,11 @@ def _set_constant(cls: type, where: str, name: str, value: Any, replace: bool = 
 
 
 class ModelDecorator:
-    """A processing model's decorator: ``@batch`` or ``@batch(state=Step, name=...)``."""
+    """A processing model's decorator: ``@batch`` or ``@batch(state=Step, name=...)``.
+
+    ``to=`` (a state or an iterable of states) declares the states the task may move
+    to; a ``Literal[...]`` return annotation of its returning method declares the same
+    (see docs/transitions.md)."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -233,6 +253,7 @@ class ModelDecorator:
         state: type[enum.Enum] | None = None,
         config: Any = None,
         name: str | None = None,
+        to: Iterable[enum.Enum] | enum.Enum | None = None,
     ) -> Callable[[C], C]: ...
     def __call__(
         self,
@@ -241,6 +262,7 @@ class ModelDecorator:
         state: type[enum.Enum] | None = None,
         config: Any = None,
         name: str | None = None,
+        to: Iterable[enum.Enum] | enum.Enum | None = None,
     ) -> C | Callable[[C], C]:
         if state is not None and not (isinstance(state, type) and issubclass(state, enum.Enum)):
             raise TaskDefinitionError(
@@ -248,12 +270,19 @@ class ModelDecorator:
             )
 
         def wrap(cls: C) -> C:
-            out: C = self._apply(cls, state, config, name)
+            out: C = self._apply(cls, state, config, name, to)
             return out
 
         return wrap if target is None else wrap(target)
 
-    def _apply(self, cls: Any, state: type[enum.Enum] | None, config: Any, name: str | None) -> Any:
+    def _apply(
+        self,
+        cls: Any,
+        state: type[enum.Enum] | None,
+        config: Any,
+        name: str | None,
+        to: Any = None,
+    ) -> Any:
         spec = self.spec
         if not isinstance(cls, type):
             raise TaskDefinitionError(
@@ -265,7 +294,9 @@ class ModelDecorator:
             _set_constant(cls, where, "config", config)
         if name is not None:
             _set_constant(cls, where, "name", name)
+        declared = check_to(to, where, state)
         check_class(spec, cls)
+        declare(cls, declared, returning_method(spec, cls), spec.returns_tuple, where)
         if state is not None:
             cls.__cano_state__ = state  # type: ignore[attr-defined]
         return cls

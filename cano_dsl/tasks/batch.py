@@ -147,6 +147,7 @@ def _batch_invoker(b: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 BATCH_SPEC = ModelSpec(
     "batch",
     required=("load", "process_item", "finish"),
+    returns=("finish",),
     constants=("concurrency", "item_retry", "config", "name"),
     checks={"concurrency": concurrency_error},
 )
@@ -156,11 +157,14 @@ class BatchLike(Protocol[S_co]):
     """What a type checker sees of a batch (a `BatchTask` or a `@batch` class): the
     item and output types stay the class's own business."""
 
-    async def load(self, res: Resources, /) -> Iterable[Any]: ...
+    async def load(self, res: Resources, /) -> Iterable[Any]:
+        """Return the items to process."""
 
-    async def process_item(self, item: Any, /) -> Any: ...
+    async def process_item(self, item: Any, /) -> Any:
+        """Process one item; its result (or error) fills that item's slot."""
 
-    async def finish(self, res: Resources, outputs: list[Any], /) -> NextState[S_co]: ...
+    async def finish(self, res: Resources, outputs: list[Any], /) -> NextState[S_co]:
+        """Decide the next state from the outputs, in input order."""
 
 
 class BatchTask(Task[S], Generic[S, I, O]):

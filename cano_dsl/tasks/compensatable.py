@@ -32,7 +32,9 @@ def _compensatable_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]
     return t.run, True
 
 
-COMPENSATABLE_SPEC = ModelSpec("compensatable", required=("run", "compensate"))
+COMPENSATABLE_SPEC = ModelSpec(
+    "compensatable", required=("run", "compensate"), returns=("run",), returns_tuple=True
+)
 
 
 class CompensatableLike(Protocol[S_co]):
@@ -40,9 +42,11 @@ class CompensatableLike(Protocol[S_co]):
     `@compensatable` class): ``run`` gives the next state and an output,
     ``compensate`` takes that output back."""
 
-    async def run(self, res: Resources, /) -> tuple[NextState[S_co], Any]: ...
+    async def run(self, res: Resources, /) -> tuple[NextState[S_co], Any]:
+        """Do the work; return ``(next_state, output)``, the output JSON-serialisable."""
 
-    async def compensate(self, res: Resources, output: Any, /) -> None: ...
+    async def compensate(self, res: Resources, output: Any, /) -> None:
+        """Undo the work ``run`` did, given its (JSON round-tripped) output."""
 
 
 class CompensatableTask(Task[S], Generic[S, O]):

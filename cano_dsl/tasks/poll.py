@@ -157,7 +157,8 @@ POLL_SPEC = ModelSpec("poll", required=("poll",), constants=("on_poll_error", "c
 class PollLike(Protocol[S_co]):
     """What a type checker sees of a poller (a `PollTask` or a `@poll` class)."""
 
-    async def poll(self, res: Resources, /) -> PollOutcome[S_co]: ...
+    async def poll(self, res: Resources, /) -> PollOutcome[S_co]:
+        """Check once: `PollOutcome.ready(state)` or `PollOutcome.pending(delay)`."""
 
 
 class PollTask(Task[S]):

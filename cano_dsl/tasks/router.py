@@ -23,13 +23,14 @@ def _router_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return t.route, True
 
 
-ROUTER_SPEC = ModelSpec("router", required=("route",))
+ROUTER_SPEC = ModelSpec("router", required=("route",), returns=("route",))
 
 
 class RouterLike(Protocol[S_co]):
     """What a type checker sees of a router (a `RouterTask` or a `@router` class)."""
 
-    async def route(self, res: Resources, /) -> NextState[S_co]: ...
+    async def route(self, res: Resources, /) -> NextState[S_co]:
+        """Choose the next state (routers write no checkpoint row)."""
 
 
 class RouterTask(Task[S]):

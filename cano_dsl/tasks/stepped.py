@@ -148,7 +148,8 @@ class SteppedLike(Protocol[S_co]):
     """What a type checker sees of a stepped task (a `SteppedTask` or a `@stepped`
     class)."""
 
-    async def step(self, res: Resources, cursor: Any, /) -> StepOutcome[Any, S_co]: ...
+    async def step(self, res: Resources, cursor: Any, /) -> StepOutcome[Any, S_co]:
+        """Do one step from ``cursor``: `StepOutcome.more(cursor)` or `StepOutcome.done(state)`."""
 
 
 class SteppedTask(Task[S], Generic[S, C]):

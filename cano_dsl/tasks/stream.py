@@ -197,6 +197,7 @@ def _stream_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
 STREAM_SPEC = ModelSpec(
     "stream",
     required=("open", "process_item", "flush_window", "on_close"),
+    returns=("on_close",),
     constants=("window", "on_item_error", "config", "name"),
     generator_ok=frozenset({"open"}),
 )
@@ -207,13 +208,17 @@ class StreamLike(Protocol[S_co]):
 
     def open(
         self, res: Resources, cursor: Any, /
-    ) -> Union[AsyncIterator[Any], Awaitable[AsyncIterable[Any]]]: ...
+    ) -> Union[AsyncIterator[Any], Awaitable[AsyncIterable[Any]]]:
+        """Open the source at ``cursor`` (``None`` on a first run): an async iterable of items."""
 
-    async def process_item(self, res: Resources, item: Any, /) -> tuple[Any, Any]: ...
+    async def process_item(self, res: Resources, item: Any, /) -> tuple[Any, Any]:
+        """Process one item: return ``(output, cursor)``."""
 
-    async def flush_window(self, res: Resources, outputs: list[Any], /) -> WindowSignal[S_co]: ...
+    async def flush_window(self, res: Resources, outputs: list[Any], /) -> WindowSignal[S_co]:
+        """Flush a window's outputs: `WindowSignal.continue_()` or `WindowSignal.stop(state)`."""
 
-    async def on_close(self, res: Resources, reason: CloseReason, /) -> NextState[S_co]: ...
+    async def on_close(self, res: Resources, reason: CloseReason, /) -> NextState[S_co]:
+        """The source closed (``reason``): return the next state."""
 
 
 class StreamTask(Task[S], Generic[S, I, O, C]):

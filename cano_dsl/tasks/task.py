@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from .._config import TaskConfig
@@ -13,6 +13,7 @@ from .._resources import Resources
 from .._state import S
 from ._base import TASK_SPEC, NextState, Task
 from ._decorate import ModelDecorator
+from ._targets import check_to, declare
 
 __all__ = ["FunctionTask", "task"]
 
@@ -84,6 +85,7 @@ def _from_function(
     config: TaskConfig | None,
     name: str | None,
     state: type[enum.Enum] | None,
+    to: Any = None,
 ) -> FunctionTask[Any]:
     qual = getattr(fn, "__qualname__", repr(fn))
     if not inspect.iscoroutinefunction(fn):
@@ -101,7 +103,13 @@ def _from_function(
         )
     if config is not None and not isinstance(config, TaskConfig):
         raise TaskDefinitionError(f"@task {qual}: config must be a TaskConfig, got {config!r}")
-    return FunctionTask(fn, takes_resources=bool(params), config=config, name=name, state=state)
+    where = f"@task {qual}"
+    declared = check_to(to, where, state)
+    out: FunctionTask[Any] = FunctionTask(
+        fn, takes_resources=bool(params), config=config, name=name, state=state
+    )
+    declare(out, declared, fn, False, where)
+    return out
 
 
 class _TaskWrap(Protocol):
@@ -159,6 +167,7 @@ class _TaskDecorator(ModelDecorator):
         state: type[E],
         config: TaskConfig | None = None,
         name: str | None = None,
+        to: Iterable[enum.Enum] | enum.Enum | None = None,
     ) -> _TaskWrapFor[E]: ...
     @overload
     def __call__(
@@ -168,6 +177,7 @@ class _TaskDecorator(ModelDecorator):
         state: None = None,
         config: TaskConfig | None = None,
         name: str | None = None,
+        to: Iterable[enum.Enum] | enum.Enum | None = None,
     ) -> _TaskWrap: ...
     def __call__(
         self,
@@ -176,22 +186,24 @@ class _TaskDecorator(ModelDecorator):
         state: type[enum.Enum] | None = None,
         config: TaskConfig | None = None,
         name: str | None = None,
+        to: Iterable[enum.Enum] | enum.Enum | None = None,
     ) -> Any:
         if state is not None and not (isinstance(state, type) and issubclass(state, enum.Enum)):
             raise TaskDefinitionError(f"@task(state=...) takes an Enum class, got {state!r}")
 
         def wrap(obj: Any) -> Any:
             if isinstance(obj, type):
-                return self._apply(obj, state, config, name)
+                return self._apply(obj, state, config, name, to)
             if callable(obj):
-                return _from_function(obj, config, name, state)
+                return _from_function(obj, config, name, state, to)
             raise TaskDefinitionError(f"@task decorates a class or an async function, got {obj!r}")
 
         return wrap if target is None else wrap(target)
 
 
 task = _TaskDecorator(TASK_SPEC)
-"""``@task`` / ``@task(config=..., name=..., state=...)``: make a class a `Task` (it
-defines ``run`` or ``run_bare``) or an async function a `FunctionTask`. The other
-models' decorators are reachable from it too (``task.router``, ``task.batch``, ...).
-Checked at decoration time."""
+"""``@task`` / ``@task(config=..., name=..., state=..., to=...)``: make a class a `Task`
+(it defines ``run`` or ``run_bare``) or an async function a `FunctionTask`. ``to=``
+(or a ``Literal[...]`` return annotation) declares the states it may return
+(docs/transitions.md). The other models' decorators are reachable from it too
+(``task.router``, ``task.batch``, ...). Checked at decoration time."""

@@ -85,15 +85,17 @@ def _timer_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return partial(run_timer, t), True
 
 
-TIMER_SPEC = ModelSpec("timer", required=("wait", "after_wait"))
+TIMER_SPEC = ModelSpec("timer", required=("wait", "after_wait"), returns=("after_wait",))
 
 
 class TimerLike(Protocol[S_co]):
     """What a type checker sees of a timer (a `TimerTask` or a `@timer` class)."""
 
-    async def wait(self, res: Resources, /) -> TimerOutcome: ...
+    async def wait(self, res: Resources, /) -> TimerOutcome:
+        """How long to wait: `TimerOutcome.duration(d)` or `TimerOutcome.until(deadline)`."""
 
-    async def after_wait(self, res: Resources, /) -> NextState[S_co]: ...
+    async def after_wait(self, res: Resources, /) -> NextState[S_co]:
+        """Run after the wait; return the next state."""
 
 
 class TimerTask(Task[S]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Union
 
@@ -31,6 +32,8 @@ class StateEntered:
     """The run entered ``state`` (`WorkflowObserver.on_state_enter`)."""
 
     state: str
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
 
 @attrs.frozen
@@ -38,6 +41,8 @@ class TaskStarted:
     """An attempt of task ``task_id`` started (`WorkflowObserver.on_task_start`)."""
 
     task_id: str
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
     @property
     def state(self) -> str:
@@ -50,6 +55,8 @@ class TaskSucceeded:
     """Task ``task_id`` finished successfully (`WorkflowObserver.on_task_success`)."""
 
     task_id: str
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
     @property
     def state(self) -> str:
@@ -66,6 +73,8 @@ class TaskFailed:
     error: str
     """``str()`` of the underlying error."""
     category: str = ""
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
     @property
     def state(self) -> str:
@@ -80,6 +89,8 @@ class Retry:
 
     task_id: str
     attempt: int
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
     @property
     def state(self) -> str:
@@ -93,6 +104,8 @@ class CircuitOpen:
     (`WorkflowObserver.on_circuit_open`)."""
 
     task_id: str
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
     @property
     def state(self) -> str:
@@ -107,6 +120,8 @@ class Checkpoint:
 
     workflow_id: str
     sequence: int
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
 
 @attrs.frozen
@@ -115,6 +130,8 @@ class Resume:
 
     workflow_id: str
     last_sequence: int
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
     @property
     def sequence(self) -> int:
@@ -127,6 +144,8 @@ class Cancelled:
     """The run was cancelled in ``state`` (`WorkflowObserver.on_cancelled`)."""
 
     state: str
+    at: float = attrs.field(factory=time.monotonic, eq=False, repr=False, kw_only=True)
+    """When it was recorded (`time.monotonic`); not part of equality."""
 
 
 Event = Union[

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from .. import _metrics
+from .. import _metrics, _spans
 from .._errors import (
     CanoError,
     CheckpointConflict,
@@ -102,7 +102,7 @@ async def dispatch_single(wf: Workflow[Any], run: Run, state: Any, entry: Entry)
 
 
 async def dispatch_split(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
-    return await run_split(entry, wf._resources, wf._observers)
+    return await run_split(entry, wf._resources, wf._observers, state)
 
 
 DISPATCHERS: dict[str, Dispatcher] = {
@@ -381,6 +381,29 @@ async def dispatch(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any
     return value
 
 
+async def dispatch_traced(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
+    """`dispatch` in a traced run: a ``single_task_execution`` (or
+    ``compensatable_task_execution``) span {state, kind} around it; a split state has
+    no span of its own (each branch opens a ``split_task`` span)."""
+    kind = entry.kind
+    if kind == SPLIT:
+        return await dispatch(wf, run, state, entry)
+    with run.tracer.start_as_current_span(
+        _spans.state_span_name(kind), attributes={"state": state.name, "kind": kind}
+    ):
+        return await dispatch(wf, run, state, entry)
+
+
+def undeclared_error(entry: Entry, state: Any, nxt: Any) -> WorkflowError:
+    """A task returned a state outside its declared targets."""
+    allowed = ", ".join(sorted(s.name for s in entry.to or ()))
+    who = entry.task_id or "<split>"
+    return WorkflowError(
+        f"task {who} in state {state.name} returned {nxt.name}, which it does not declare; "
+        f"declared targets: {{{allowed}}} (add it to `to=` or the Literal return annotation)"
+    )
+
+
 def _coerce_error(wf: Workflow[Any], entry: Entry, value: Any) -> CanoError:
     if isinstance(value, TaskResult) and value.is_split:
         if entry.kind == "stepped":
@@ -411,8 +434,17 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
     token = run.token
     path = run.path
     state_type = wf._state_type
-    # with a metrics sink every dispatch goes through `dispatch`, which times it
-    inline = not observers and token is None and run.deadline is None and _metrics.SINK is None
+    # with a metrics sink every dispatch goes through `dispatch`, which times it; a
+    # traced run (decided at its start) goes through `dispatch_traced`
+    tracer = run.tracer
+    inline = (
+        not observers
+        and token is None
+        and run.deadline is None
+        and _metrics.SINK is None
+        and tracer is None
+    )
+    disp = dispatch if tracer is None else dispatch_traced
     deadline = run.deadline
     until_yield = _YIELD_EVERY
     while True:
@@ -470,10 +502,13 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
             if error is not None:
                 raise await fail(wf, run, current, error)
         else:
-            nxt = await dispatch(wf, run, current, entry)
+            nxt = await disp(wf, run, current, entry)
         if type(nxt) is not state_type:
             if isinstance(nxt, TaskResult) and not nxt.is_split:
                 nxt = nxt.states[0]
             if type(nxt) is not state_type:
                 raise await fail(wf, run, current, _coerce_error(wf, entry, nxt))
+        to = entry.to
+        if to is not None and nxt not in to:
+            raise await fail(wf, run, current, undeclared_error(entry, current, nxt))
         current = nxt

@@ -45,6 +45,7 @@ class Entry:
         "task",
         "task_id",
         "tasks",
+        "to",
     )
 
     def __init__(
@@ -58,6 +59,7 @@ class Entry:
         tasks: tuple[Any, ...] = (),
         configs: tuple[TaskConfig, ...] = (),
         join: Any = None,
+        to: frozenset[Any] | None = None,
     ) -> None:
         self.kind = kind
         self.task = task
@@ -68,6 +70,8 @@ class Entry:
         self.tasks = tasks
         self.configs = configs
         self.join = join
+        # declared targets (`@task(to=...)`, a Literal return annotation), or None
+        self.to = to
         # the engine may call the task inline (no timeout, no breaker)
         self.fast = kind in (SINGLE, ROUTER) and self.config.is_plain
         # raced against the cancellation token and the total-timeout deadline
@@ -116,9 +120,11 @@ class Run:
         "limit",
         "path",
         "sequence",
+        "span_name",
         "stack",
         "started",
         "token",
+        "tracer",
         "workflow_id",
     )
 
@@ -137,3 +143,7 @@ class Run:
         self.comp_budget: float | None = None
         self.in_flight: Entry | None = None
         self.cancel_reported = False
+        # decided once at the start (cano_dsl._spans.tracer): None = not traced
+        self.tracer: Any = None
+        # the root span's name when the run is traced or has a custom span, else None
+        self.span_name: str | None = None

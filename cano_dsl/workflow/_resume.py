@@ -74,7 +74,7 @@ async def _resume_claimed(
             raise WorkflowError(
                 f"checkpoint state {last.state} is not a registered or exit state of this workflow"
             )
-        run = wf._new_run(workflow_id, cancel)
+        run = wf._new_run(workflow_id, cancel, "workflow_resume")
         entries_of_label = [
             r.sequence for r in rows if r.kind == RowKind.STATE_ENTRY and r.state == last.state
         ]

@@ -12,7 +12,7 @@ from typing import Any, Generic, Literal
 import anyio
 import attrs
 
-from .. import _metrics
+from .. import _metrics, _spans
 from .._config import optional_seconds
 from .._errors import ConfigurationError, WorkflowError
 from .._observer import notify
@@ -222,9 +222,10 @@ def _split_branch_results(sink: _metrics.MetricsSink, result: SplitResult) -> No
             sink.counter(name, count, (("result", result_label),))
 
 
-async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
+async def run_split(entry: Entry, res: Any, observers: Sequence[Any], state: Any = None) -> Any:
     """Run every branch of a split entry and return its join state, or raise the
-    `WorkflowError` of §4.3."""
+    `WorkflowError` of §4.3. In a traced run each branch is a ``split_task`` span
+    {task_id (the branch index), state, kind, outcome}."""
     cfg: JoinConfig[Any] = entry.join
     err = join_config_error(cfg)
     if err is not None:
@@ -240,10 +241,26 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
     early = False
     limiter = anyio.Semaphore(cfg.bulkhead) if cfg.bulkhead is not None else None
     invokers = entry.invokers
+    tracer = _spans.TRACER.get()
 
     async with anyio.create_task_group() as tg:
 
         async def branch(i: int) -> None:
+            assert tracer is not None
+            attributes: dict[str, Any] = {"task_id": i, "kind": "split"}
+            if state is not None:
+                attributes["state"] = state.name
+            with tracer.start_as_current_span(_spans.SPLIT, attributes=attributes) as span:
+                span.set_attribute("outcome", "cancelled")
+                error = await run_branch(i)
+                if error is None:
+                    span.set_attribute("outcome", "completed")
+                else:
+                    span.set_attribute("outcome", "failed")
+                    span.record_exception(error)
+                    span.set_status(_spans.error_status(error))
+
+        async def run_branch(i: int) -> Exception | None:
             nonlocal early
             invoke, pass_res = invokers[i]
             thunk = (lambda: invoke(res)) if pass_res else invoke
@@ -261,15 +278,18 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
             except Exception as exc:
                 finished[i] = True
                 result.errors.append((i, exc))
+                error: Exception | None = exc
             else:
                 finished[i] = True
                 result.successes.append((i, value))
+                error = None
             # checked after every completion, a failure included (cano does the same):
             # PartialResults(0) is met by the first completion of either kind
             done = len(result.successes)
             if (kind == "any" and done >= 1) or (kind == "partial_results" and done >= strategy.n):
                 early = True
                 tg.cancel_scope.cancel()
+            return error
 
         if observers:
             for task_id in ids:
@@ -277,7 +297,7 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
         if cfg.timeout is not None:
             tg.cancel_scope.deadline = anyio.current_time() + cfg.timeout
         for i in range(total):
-            tg.start_soon(branch, i)
+            tg.start_soon(branch if tracer is not None else run_branch, i)
 
     timed_out = tg.cancel_scope.cancelled_caught and not early
     result.cancelled = [i for i in range(total) if not finished[i]]
@@ -285,7 +305,11 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any]) -> Any:
     if sink is not None:
         _split_branch_results(sink, result)
     if timed_out and kind != "partial_timeout":
-        raise WorkflowError("Split task timeout exceeded")
+        names = entry.branch_names()
+        running = ", ".join(f"{names[i]}[{i}]" for i in result.cancelled)
+        raise WorkflowError(
+            f"Split task timeout exceeded ({cfg.timeout:g} s); still running: {running}"
+        )
     if observers:
         for i, _ in result.successes:
             notify(observers, "on_task_success", ids[i])

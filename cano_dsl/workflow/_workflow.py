@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime
 import enum
-import functools
+import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, overload
 
 import anyio
 
-from .. import _metrics
+from .. import _metrics, _spans
 from .._cancel import CancellationToken
 from .._config import TaskConfig, optional_seconds
 from .._errors import ConfigurationError
@@ -20,15 +20,19 @@ from .._observer import check_observer, notify
 from .._resources import DEFAULT_TEARDOWN_TIMEOUT, Resources, teardown_limit
 from .._state import S
 from ..stores._claim import claim_run
-from ..tasks._decorate import ModelSpec, constant, model_of
+from ..tasks._decorate import ModelSpec, constant, model_of, returning_method
+from ..tasks._targets import declared_targets
 from ._compensation import drain_stack
 from ._engine import clear_after_drain, fsm
 from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry, Run
 from ._split import JoinConfig, join_config_error
+from ._transitions import transition_problems, unreachable
 
 __all__ = ["Unbound", "Workflow"]
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from ..tasks._base import TaskLike
     from ..tasks.batch import BatchLike
     from ..tasks.compensatable import CompensatableLike
@@ -59,6 +63,19 @@ class Unbound(enum.Enum):
     """The state type of a `Workflow` that has not seen a state yet: ``Workflow(res)``
     is a ``Workflow[Unbound]`` until the first ``register*`` or ``add_exit_state*``
     call fixes it to the Enum of that state (a type-checking device; no member)."""
+
+
+_log = logging.getLogger("cano_dsl.workflow")
+
+
+def _shown(entry: Entry) -> str:
+    if entry.kind == SPLIT:
+        return f"a split of {len(entry.tasks)}"
+    return entry.task_id or type(entry.task).__qualname__
+
+
+def _state_name(state: Any) -> str:
+    return f"{type(state).__name__}.{state.name}" if isinstance(state, enum.Enum) else "initial"
 
 
 # Which task models each registration method takes.
@@ -123,6 +140,8 @@ class Workflow(Generic[S]):
         self._version = 0
         self._compensators: dict[str, Any] = {}
         self._validated: BaseException | bool | None = None
+        self._tracing_span: Any = None
+        self._replaced: tuple[str, ...] = ()
 
     @classmethod
     def bare(cls) -> Workflow[Unbound]:
@@ -154,6 +173,12 @@ class Workflow(Generic[S]):
         where = f"{method}({state.name}, ...)"
         spec = model_of(task)
         if spec is None:
+            if isinstance(task, (list, tuple, set, frozenset)) and method != "register_split":
+                raise ConfigurationError(
+                    f"{where}: got a {type(task).__name__} of tasks; to run several tasks "
+                    f"in parallel in one state use register_split({state.name}, [a, b], "
+                    "JoinConfig(JoinStrategy.all(), NEXT_STATE))"
+                )
             if isinstance(task, type):
                 if getattr(task, "__cano_model__", None) is not None:
                     raise ConfigurationError(
@@ -212,7 +237,14 @@ class Workflow(Generic[S]):
         if entry.kind == COMPENSATABLE:
             compensators[entry.task_id] = entry.task
         entries[state] = entry
-        return self._evolve(_entries=entries, _compensators=compensators, _state_type=state_type)
+        replaced = self._replaced
+        if old is not None:  # allowed (cano replaces), but often a slip: say so
+            what = f"{state.name} was registered twice: {_shown(old)} replaced by {_shown(entry)}"
+            _log.debug("%s", what)
+            replaced = (*replaced, what)
+        return self._evolve(
+            _entries=entries, _compensators=compensators, _state_type=state_type, _replaced=replaced
+        )
 
     def _register_one(self, method: str, state: S, task: Any) -> Workflow[S]:
         state_type = self._check_state(state, method)
@@ -220,7 +252,16 @@ class Workflow(Generic[S]):
         config, name = self._captured(method, task)
         assert spec.invoker is not None
         invoke, pass_res = spec.invoker(task)
-        entry = Entry(_KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res)
+        to = declared_targets(
+            task,
+            returning_method(spec, type(task)),
+            spec.returns_tuple,
+            state_type,
+            f"{method}({state.name}, ...)",
+        )
+        entry = Entry(
+            _KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res, to=to
+        )
         return self._with_entry(state, entry, state_type)
 
     # -- registration -----------------------------------------------------------
@@ -351,6 +392,14 @@ class Workflow(Generic[S]):
         check_observer(observer, "with_observer")
         return self._evolve(_observers=(*self._observers, observer))
 
+    def with_tracing_span(self, span: Span) -> Workflow[S]:
+        """Run under ``span`` (an OpenTelemetry span): it replaces the default
+        ``workflow_orchestrate`` / ``workflow_resume`` span as the parent of the run's
+        state spans, and is current while the run's tasks execute (so spans they open
+        are its descendants). The span is the caller's: the run does not end it.
+        Scheduler runs (``execute_flow``) do not use it."""
+        return self._evolve(_tracing_span=_spans.check_span(span, "with_tracing_span"))
+
     def with_total_timeout(self, timeout: float | datetime.timedelta) -> Workflow[S]:
         """Bound every run (from the first state to the exit) by ``timeout`` seconds."""
         return self._evolve(_total_timeout=optional_seconds(timeout, "total timeout"))
@@ -437,7 +486,13 @@ class Workflow(Generic[S]):
         return state in self._entries or state in self._exit_set
 
     def validate(self) -> None:
-        """Check the workflow's shape; raise `ConfigurationError` (REFERENCE §1.3)."""
+        """Check the workflow's shape; raise `ConfigurationError` (REFERENCE §1.3).
+
+        With declared transitions (``to=``, ``Literal`` return annotations; see
+        docs/transitions.md) it also reports, in one error listing every problem, a
+        declared target that is neither registered nor an exit state and a state with
+        no path to an exit state. An undeclared task counts as "may go anywhere". The
+        first call also logs each of `warnings` on the ``cano_dsl.workflow`` logger."""
         cached = self._validated
         if cached is True:
             return
@@ -445,8 +500,23 @@ class Workflow(Generic[S]):
             raise cached
         err = self._validation_error()
         self._validated = err if err is not None else True
+        for warning in self.warnings():
+            _log.warning("%s", warning)
         if err is not None:
             raise err
+
+    def warnings(self) -> list[str]:
+        """Things that are allowed but usually a slip: a state registered twice (the
+        last registration wins) and a state both registered and an exit state (it is
+        never run: the run stops there). `validate` never raises for them."""
+        found = list(self._replaced)
+        for state in self._exits:
+            if state in self._entries:
+                found.append(
+                    f"{state.name} is both registered and an exit state: a run stops when "
+                    "it enters it and its task never runs"
+                )
+        return found
 
     def _validation_error(self) -> ConfigurationError | None:
         if not self._entries:
@@ -460,10 +530,30 @@ class Workflow(Generic[S]):
                 err = join_config_error(entry.join, self._is_known)
                 if err is not None:
                     return err
+        problems = transition_problems(self._entries, self._exit_set)
+        if problems:
+            listed = "".join(f"\n  - {p}" for p in problems)
+            return ConfigurationError(
+                f"Workflow declared transitions: {len(problems)} problem(s):{listed}"
+            )
         return None
 
     def validate_initial_state(self, state: S) -> None:
-        """``state`` must be registered or an exit state."""
+        """``state`` must be registered or an exit state, and with declared transitions
+        every registered state must be reachable from it (a `ConfigurationError` lists
+        the ones that are not). `orchestrate` checks only the first part: a workflow
+        may be entered at several states."""
+        self._check_initial(state)
+        missed = unreachable(self._entries, self._exit_set, state)
+        if missed:
+            names = ", ".join(m.name for m in missed)
+            raise ConfigurationError(
+                f"Workflow declared transitions: from initial state {state.name} no run "
+                f"can enter {names} (their tasks never run); declare a transition into "
+                "them or remove them"
+            )
+
+    def _check_initial(self, state: S) -> None:
         if not self._is_known(state):
             shown = state.name if isinstance(state, enum.Enum) else repr(state)
             raise ConfigurationError(
@@ -471,12 +561,21 @@ class Workflow(Generic[S]):
             )
 
     # -- running ----------------------------------------------------------------
-    def _new_run(self, workflow_id: str | None, cancel: CancellationToken | None) -> Run:
+    def _new_run(
+        self,
+        workflow_id: str | None,
+        cancel: CancellationToken | None,
+        span_name: str = "workflow_orchestrate",
+    ) -> Run:
         if cancel is not None and not isinstance(cancel, CancellationToken):
             raise ConfigurationError(f"cancel must be a CancellationToken, got {cancel!r}")
         if cancel is not None and cancel.is_disabled:
             cancel = None  # never fires: skip the race entirely
         run = Run(workflow_id, cancel)
+        # tracing is decided here, once per run (cano_dsl._spans)
+        tracer = run.tracer = _spans.tracer()
+        if tracer is not None or (self._tracing_span is not None and span_name != "execute_flow"):
+            run.span_name = span_name
         limit = self._total_timeout
         if limit is not None:
             run.started = anyio.current_time()
@@ -499,7 +598,7 @@ class Workflow(Generic[S]):
         `RunClaimedError`, raw, if it is being run elsewhere.
         """
         self.validate()
-        self.validate_initial_state(initial)
+        self._check_initial(initial)
         if self._store is not None and self._workflow_id is None:
             raise ConfigurationError(
                 "a checkpoint store is attached but no workflow id: call "
@@ -528,10 +627,12 @@ class Workflow(Generic[S]):
         """Run the machine without validation and without resource setup/teardown: the
         scheduler's entry point (it validates and sets resources up once per
         scheduler). Honours the total timeout, the token and the checkpoint store."""
-        return await self._drive(self._new_run(self._workflow_id, cancel), initial)
+        return await self._drive(self._new_run(self._workflow_id, cancel, "execute_flow"), initial)
 
     async def _drive(self, run: Run, initial: S) -> S:
         """The loop, with enclosing-scope cancellation reported once and drained."""
+        if run.span_name is not None:
+            return await self._drive_traced(run, initial)
         try:
             result: S = await fsm(self, run, initial)
             return result
@@ -539,6 +640,18 @@ class Workflow(Generic[S]):
             with anyio.CancelScope(shield=True):
                 await self._on_foreign_cancel(run, initial)
             raise
+
+    async def _drive_traced(self, run: Run, initial: S) -> S:
+        """`_drive` inside the run's root span (`cano_dsl._spans.workflow_span`)."""
+        name = run.span_name
+        assert name is not None
+        run.span_name = None
+        custom = self._tracing_span if name != "execute_flow" else None
+        with _spans.workflow_span(run.tracer, custom, name, run.workflow_id) as span:
+            result = await self._drive(run, initial)
+            if span is not None and custom is None:
+                span.set_attribute("final_state", result.name)
+            return result
 
     async def _drive_measured(self, run: Run, initial: S) -> S:
         """`_drive` for orchestrate / resume_from: the run counter, the duration histogram
@@ -599,6 +712,21 @@ class Workflow(Generic[S]):
         backend: Literal["asyncio", "trio"] | str = "asyncio",
         cancel: CancellationToken | None = None,
     ) -> S:
-        """`orchestrate` from synchronous code, on a fresh event loop."""
-        result: S = anyio.run(functools.partial(self.orchestrate, initial, cancel), backend=backend)
+        """`orchestrate` from synchronous code, on a fresh event loop (in async code,
+        ``await workflow.orchestrate(initial)`` instead)."""
+        started = []
+
+        async def go() -> S:
+            started.append(True)
+            return await self.orchestrate(initial, cancel)
+
+        try:
+            result: S = anyio.run(go, backend=backend)
+        except RuntimeError as exc:
+            if started:
+                raise
+            raise RuntimeError(
+                f"run_sync cannot start an event loop inside a running one ({exc}); in "
+                f"async code use `await workflow.orchestrate({_state_name(initial)})`"
+            ) from exc
         return result

@@ -1,13 +1,16 @@
 """Workflows the CLI tests drive through ``python -m cano_dsl`` (this folder is put on
 PYTHONPATH). Behaviour is steered by environment variables so one module serves every
-test: CANO_CLI_SLOW picks the router's slow branch, CANO_CLI_FAIL makes CHARGE fail."""
+test: CANO_CLI_SLOW picks the router's slow branch, CANO_CLI_FAIL makes CHARGE fail,
+CANO_CLI_HANG makes CHARGE wait (for Ctrl-C)."""
 
 from __future__ import annotations
 
 import enum
 import os
 
-from cano_dsl import MemoryStore, Resources, TaskConfig, Workflow, router, task
+import anyio
+
+from cano_dsl import MemoryStore, Resources, RetryMode, TaskConfig, Workflow, router, task
 from cano_dsl.workflow import JoinConfig, JoinStrategy
 
 
@@ -92,6 +95,8 @@ pipeline = build_pipeline()
 
 @task(config=TaskConfig.minimal(), name="charge")
 async def charge() -> Step:
+    if os.environ.get("CANO_CLI_HANG"):
+        await anyio.sleep(600)
     if os.environ.get("CANO_CLI_FAIL"):
         raise ConnectionError("payment gateway down")
     return Step.DONE
@@ -115,3 +120,37 @@ def needs_argument(x: int) -> Workflow[Step]:
 
 def returns_other() -> int:
     return 7
+
+
+ATTEMPTS = {"flaky": 0}
+
+
+@task(config=TaskConfig().with_retry(RetryMode.fixed(3, 0.01)), name="flaky")
+async def flaky() -> Step:
+    ATTEMPTS["flaky"] += 1
+    if ATTEMPTS["flaky"] < 3:
+        raise ConnectionError(f"flaky attempt {ATTEMPTS['flaky']}")
+    return Step.DONE
+
+
+retrying = (
+    Workflow.bare()
+    .register(Step.START, Forward(Step.CHARGE, "reserve"))
+    .register(Step.CHARGE, flaky)
+    .add_exit_state(Step.DONE)
+)
+
+twice = payments.register(Step.CHARGE, Forward(Step.DONE, "done")).register(Step.DONE, start)
+
+
+@task(config=TaskConfig.minimal(), name="wait")
+async def wait_branch() -> None:
+    await anyio.sleep(600)
+
+
+hanging_split = (
+    Workflow.bare()
+    .register(Step.START, Forward(Step.FAN, "fan out"))
+    .register_split(Step.FAN, [wait_branch, wait_branch], JoinConfig(JoinStrategy.all(), Step.DONE))
+    .add_exit_state(Step.DONE)
+)

@@ -100,9 +100,17 @@ def test_run_without_workflow_id_on_a_store_is_refused(tmp_path: Path) -> None:
     [
         ("flowspipeline", "expected MODULE:ATTR"),
         ("no_such_module:wf", "cannot import module 'no_such_module'"),
-        ("flows:nope", "module 'flows' has no attribute 'nope'; workflows there: no_exit"),
+        (
+            "flows:nope",
+            "module 'flows' has no attribute 'nope'; workflows there: hanging_split, no_exit",
+        ),
         ("flows:not_a_workflow", "is not a Workflow or a function returning one (got int)"),
-        ("flows:needs_argument", "could not be called with no arguments"),
+        (
+            "flows:needs_argument",
+            "flows:needs_argument takes arguments (x: int) and the CLI calls a factory with "
+            "none; expose one in flows, for example `def cli_workflow(): return "
+            "needs_argument(x=...)`, and pass flows:cli_workflow",
+        ),
         ("flows:returns_other", "did not return a Workflow (got int)"),
         ("missing/file.py:wf", "no such file"),
     ],

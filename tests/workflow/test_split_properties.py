@@ -112,7 +112,8 @@ def reference(
         if not timeout:
             return FOREVER, []
         if kind != "partial_timeout":
-            return "Split task timeout exceeded", []
+            running = ", ".join(f"b[{i}]" for i, o in enumerate(outcomes) if o == "hang")
+            return f"Split task timeout exceeded ({HANG_TIMEOUT:g} s); still running: {running}", []
     ok = len(succ)
     if kind == "partial_results":
         if ok >= strategy.n:
