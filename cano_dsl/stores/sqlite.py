@@ -108,10 +108,10 @@ _DELETE = f"DELETE FROM {_TABLE} WHERE workflow_id = ?"
 # seconds: the longest sqlite3's busy handler sleeps before the worker thread looks
 # whether the batch's callers are all gone or ``busy_timeout`` is spent
 _LOCK_SLICE = 0.05
-# WAL pages (estimated from what was written) after which the worker thread checkpoints
-# the WAL; SQLite's own automatic checkpoint (at 1,000 pages) is off when appends may
-# commit on the event loop, so that a checkpoint (page copies and fsyncs, milliseconds)
-# never runs there
+# WAL pages (estimated from what was written) after which the WAL is checkpointed (in
+# a background thread, or in the worker thread: see the module docstring); SQLite's own
+# automatic checkpoint (at 1,000 pages) is off when appends may commit on the event
+# loop, so that a checkpoint (page copies and fsyncs, milliseconds) never runs there
 _CHECKPOINT_PAGES = 1000
 _PAGE = 4096
 # background checkpoints in a row, none of which copied the whole WAL, after which the
@@ -148,6 +148,9 @@ class SqliteCheckpointStore(BatchedStore):
     crash or power loss may lose the last few commits but never corrupts the file.
     ``durability="full"`` adds an fsync to every commit (``synchronous=FULL``), so a
     returned ``append`` survives power loss too; concurrent appends share one fsync.
+    With ``"normal"``, an ``append`` made while the store has nothing else in flight
+    commits on the event loop's thread with a zero lock wait (a WAL page write, no
+    fsync; see docs/checkpoint-stores.md, "Inline commits on the event loop").
     ``busy_timeout`` (seconds) bounds the wait for another process's write lock; a
     caller whose run is cancelled or out of time stops waiting at once (within
     `_LOCK_SLICE`), whatever ``busy_timeout`` says.
