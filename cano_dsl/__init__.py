@@ -108,6 +108,9 @@ from .tasks import router as router
 from .tasks import task as task
 from .workflow import JoinConfig as JoinConfig
 from .workflow import JoinStrategy as JoinStrategy
+from .workflow import RunDataError as RunDataError
+from .workflow import RunDataMismatch as RunDataMismatch
+from .workflow import RunResult as RunResult
 from .workflow import SplitResult as SplitResult
 from .workflow import Unbound as Unbound
 from .workflow import Workflow as Workflow

@@ -50,8 +50,11 @@ class JsonLinesStore:
         for line in path.read_text().splitlines():
             d = json.loads(line)
             blob = base64.b64decode(d["blob"]) if d["blob"] is not None else None
+            patch = base64.b64decode(d["data"]) if d.get("data") is not None else None
             rows.append(
-                CheckpointRow(d["seq"], d["state"], d["task_id"], blob, RowKind(d["kind"]), d["v"])
+                CheckpointRow(
+                    d["seq"], d["state"], d["task_id"], blob, RowKind(d["kind"]), d["v"], patch
+                )
             )
         return sorted(rows, key=lambda r: r.sequence)
 
@@ -61,7 +64,9 @@ class JsonLinesStore:
                 f"checkpoint conflict: workflow {workflow_id} already has a row at "
                 f"sequence {row.sequence}"
             )
-        blob = base64.b64encode(row.output_blob).decode() if row.output_blob else None
+        blob = base64.b64encode(row.output_blob).decode() if row.output_blob is not None else None
+        # the run data change this row commits (docs/run-data.md): keep it as given
+        patch = row.data_patch
         line = {
             "seq": row.sequence,
             "state": row.state,
@@ -69,6 +74,7 @@ class JsonLinesStore:
             "blob": blob,
             "kind": int(row.kind),
             "v": row.workflow_version,
+            "data": base64.b64encode(patch).decode() if patch is not None else None,
         }
         with self._file(workflow_id).open("a") as f:
             f.write(json.dumps(line) + "\n")

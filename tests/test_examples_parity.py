@@ -443,7 +443,9 @@ def test_index_page_lists_every_cano_example_with_an_existing_port() -> None:
         assert name == rust == python
         assert (ROOT / "examples" / f"{python}.py").is_file(), python
     scripts = {
-        p.stem for p in (ROOT / "examples").glob("*.py") if not p.stem.startswith("property_")
+        p.stem
+        for p in (ROOT / "examples").glob("*.py")
+        if not p.stem.startswith(("run_data_", "property_"))
     } - {
         "_book_corpus",
         "demo",

@@ -21,7 +21,7 @@ from ..workflow import Workflow
 from ._graph import build_graph, render_dot, render_mermaid
 from ._load import CliError, load_workflow, resolve_state, state_enum
 from ._progress import Progress
-from ._stores import StoreUrl, list_runs, open_store, parse_store_url
+from ._stores import StoreUrl, list_runs, open_store, parse_store_url, run_data_json
 
 __all__ = ["build_parser", "main"]
 
@@ -487,6 +487,10 @@ def cmd_runs_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ],
         out,
     )
+    data = run_data_json(rows)
+    if data is not None:
+        print("run data (as of the last row):", file=out)
+        print(data, file=out)
     return 0
 
 

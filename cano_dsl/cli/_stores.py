@@ -12,7 +12,14 @@ import attrs
 from .._errors import CanoError
 from ._load import CliError
 
-__all__ = ["RunSummary", "StoreUrl", "list_runs", "open_store", "parse_store_url"]
+__all__ = [
+    "RunSummary",
+    "StoreUrl",
+    "list_runs",
+    "open_store",
+    "parse_store_url",
+    "run_data_json",
+]
 
 _TABLE = "cano_checkpoints"
 _SUMMARY = f"""
@@ -126,3 +133,20 @@ def list_runs(url: StoreUrl) -> list[RunSummary]:
     if url.kind == "sqlite":
         return _list_sqlite(url.location)
     return _list_postgres(url.location)
+
+
+def run_data_json(rows: list[Any]) -> str | None:
+    """The run data as of the last row of ``rows`` (their ``data_patch`` folded), as
+    indented JSON; ``None`` when the log carries no run data."""
+    import json
+
+    from ..workflow._data import fold
+
+    patches = [(r.sequence, r.data_patch) for r in rows if r.data_patch is not None]
+    if not patches:
+        return None
+    try:
+        _, tree = fold(patches)
+    except CanoError as exc:
+        return f"<unreadable: {exc}>"
+    return json.dumps(tree, indent=2, ensure_ascii=False, sort_keys=True)

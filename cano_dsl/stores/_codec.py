@@ -29,6 +29,7 @@ def row_params(workflow_id: str, row: CheckpointRow) -> tuple[object, ...]:
         row.output_blob,
         int(row.kind),
         row.workflow_version,
+        row.data_patch,
     )
 
 
@@ -40,6 +41,7 @@ def decode_row(
     output_blob: object,
     kind: object,
     workflow_version: object,
+    data_patch: object = None,
 ) -> CheckpointRow:
     """Build a `CheckpointRow` from stored column values, or raise `CheckpointStoreError`
     naming the workflow id and ``sequence=N`` of the row that cannot be decoded.
@@ -51,6 +53,8 @@ def decode_row(
             raise TypeError(f"kind must be an integer, got {kind!r}")
         if output_blob is not None and not isinstance(output_blob, (bytes, bytearray, memoryview)):
             raise TypeError(f"output_blob must be bytes or NULL, got {type(output_blob).__name__}")
+        if data_patch is not None and not isinstance(data_patch, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data_patch must be bytes or NULL, got {type(data_patch).__name__}")
         return CheckpointRow(
             sequence=sequence,  # type: ignore[arg-type]  # validated by CheckpointRow
             state=state,  # type: ignore[arg-type]
@@ -58,6 +62,7 @@ def decode_row(
             output_blob=output_blob,
             kind=RowKind(kind),
             workflow_version=workflow_version,  # type: ignore[arg-type]
+            data_patch=data_patch,
         )
     except (ValueError, TypeError) as exc:
         err = CheckpointStoreError(

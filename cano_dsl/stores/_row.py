@@ -41,7 +41,9 @@ def _blob(value: bytes | bytearray | memoryview | None) -> bytes | None:
 class CheckpointRow:
     """One row of a run's checkpoint log. ``state`` is the state's label, ``task_id`` the
     task's name ("" for splits and handler-less exit states); ``output_blob`` is UTF-8
-    JSON (a compensation output or a step/stream cursor)."""
+    JSON (a compensation output or a step/stream cursor). ``data_patch`` is the run data
+    change this row commits (UTF-8 JSON, see docs/run-data.md), ``None`` when the run
+    data did not change or the workflow declares none; a store must keep it as given."""
 
     sequence: int = attrs.field(validator=_check_sequence)
     state: str = attrs.field(validator=attrs.validators.instance_of(str))
@@ -49,6 +51,7 @@ class CheckpointRow:
     output_blob: bytes | None = attrs.field(default=None, converter=_blob)
     kind: RowKind = attrs.field(default=RowKind.STATE_ENTRY, converter=RowKind)
     workflow_version: int = attrs.field(default=0, validator=_check_version)
+    data_patch: bytes | None = attrs.field(default=None, converter=_blob)
 
     def with_output(self, blob: bytes) -> CheckpointRow:
         """A `COMPENSATION_COMPLETION` row carrying ``blob``."""

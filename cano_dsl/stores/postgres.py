@@ -10,7 +10,11 @@ cano-e2e store, so both can read each other's rows::
     cano_checkpoints(workflow_id text, sequence bigint, state text, task_id text,
                      output_blob bytea, kind smallint NOT NULL DEFAULT 0,
                      workflow_version bigint NOT NULL DEFAULT 0,
+                     data_patch bytea,
                      PRIMARY KEY (workflow_id, sequence))
+
+A table made before run data existed gets ``data_patch`` (``ADD COLUMN IF NOT EXISTS``,
+under the same advisory lock) when a store first connects to it.
 
 A broken connection (server restart, network drop) fails the calls in flight with
 `CheckpointStoreError`; the next call reconnects (an idle connection the server has
@@ -159,21 +163,24 @@ class PostgresCheckpointStore(BatchedStore):
             output_blob      bytea,
             kind             smallint NOT NULL DEFAULT 0,
             workflow_version bigint   NOT NULL DEFAULT 0,
+            data_patch       bytea,
             PRIMARY KEY (workflow_id, sequence))"""
         self._migrate_sql = (
-            f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS workflow_version bigint NOT NULL DEFAULT 0"
+            f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS workflow_version bigint NOT NULL DEFAULT 0, "
+            "ADD COLUMN IF NOT EXISTS data_patch bytea"
         )
         # Each write takes the run's write fence (`_claim.fence_keys`) in shared mode for
         # its transaction, in the same statement: a new owner's claim waits for it.
         self._insert_sql = (
             f"INSERT INTO {t} "
-            "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version) "
-            "SELECT %s, %s, %s, %s, %s::bytea, %s, %s "
+            "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version, "
+            "data_patch) "
+            "SELECT %s, %s, %s, %s, %s::bytea, %s, %s, %s::bytea "
             "FROM (SELECT pg_advisory_xact_lock_shared(%s, %s)) AS fence "
             "ON CONFLICT (workflow_id, sequence) DO NOTHING"
         )
         self._select_sql = (
-            "SELECT sequence, state, task_id, output_blob, kind, workflow_version "
+            "SELECT sequence, state, task_id, output_blob, kind, workflow_version, data_patch "
             f"FROM {t} WHERE workflow_id = %s ORDER BY sequence"
         )
         self._delete_sql = (

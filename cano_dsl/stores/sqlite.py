@@ -12,11 +12,13 @@ stopped waiting (a run's deadline or cancellation; then the batch is given up an
 nothing is written). ``sqlite3.Connection.interrupt()`` does not end a busy wait (it
 is only checked between VM instructions), so it is not used.
 
-Layout (schema version 1)::
+Layout (schema version 2; a version 1 file, without ``data_patch``, is migrated on open
+by one ``ALTER TABLE`` inside ``BEGIN IMMEDIATE``)::
 
     cano_dsl_meta(key TEXT PRIMARY KEY, value TEXT)      -- format, schema_version
     cano_checkpoints(workflow_id TEXT, sequence INTEGER, state TEXT, task_id TEXT,
                      output_blob BLOB, kind SMALLINT, workflow_version INTEGER,
+                     data_patch BLOB,
                      PRIMARY KEY (workflow_id, sequence)) WITHOUT ROWID
 
 The file is opened and checked on first use (or by `open()` / ``async with``), not by
@@ -76,7 +78,7 @@ __all__ = ["Durability", "SqliteCheckpointStore"]
 
 Durability = Literal["normal", "full"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _FORMAT = "cano_dsl.checkpoints"
 _META = "cano_dsl_meta"
 _TABLE = "cano_checkpoints"
@@ -90,20 +92,22 @@ _CREATE_TABLE = f"""CREATE TABLE {_TABLE} (
     output_blob      BLOB,
     kind             SMALLINT NOT NULL DEFAULT 0,
     workflow_version INTEGER  NOT NULL DEFAULT 0,
+    data_patch       BLOB,
     PRIMARY KEY (workflow_id, sequence)
 ) WITHOUT ROWID"""
 _INSERT = (
     f"INSERT INTO {_TABLE} "
-    "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workflow_id, sequence) DO NOTHING"
+    "(workflow_id, sequence, state, task_id, output_blob, kind, workflow_version, data_patch) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workflow_id, sequence) DO NOTHING"
 )
 # CAST AS BLOB: text that is not valid UTF-8 reaches decode_row (which names the row)
 # instead of failing inside sqlite3's fetch.
 _SELECT = (
     "SELECT sequence, CAST(state AS BLOB), CAST(task_id AS BLOB), output_blob, kind, "
-    f"workflow_version FROM {_TABLE} WHERE workflow_id = ? ORDER BY sequence"
+    f"workflow_version, data_patch FROM {_TABLE} WHERE workflow_id = ? ORDER BY sequence"
 )
 _DELETE = f"DELETE FROM {_TABLE} WHERE workflow_id = ?"
+_MIGRATE_TO_2 = f"ALTER TABLE {_TABLE} ADD COLUMN data_patch BLOB"
 
 # seconds: the longest sqlite3's busy handler sleeps before the worker thread looks
 # whether the batch's callers are all gone or ``busy_timeout`` is spent
@@ -536,7 +540,8 @@ class SqliteCheckpointStore(BatchedStore):
             raise self._latch(what, exc) or self._error("cannot read the file", exc) from exc
         try:
             if tables:
-                self._check_schema(conn, tables)
+                if self._check_schema(conn, tables) < SCHEMA_VERSION:
+                    self._migrate(conn)
                 if self._integrity_check:
                     self._quick_check(conn)
             (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
@@ -564,7 +569,8 @@ class SqliteCheckpointStore(BatchedStore):
             )
             raise self._latch(what, found) or self._error(what, found) from found
 
-    def _check_schema(self, conn: sqlite3.Connection, tables: set[str]) -> None:
+    def _check_schema(self, conn: sqlite3.Connection, tables: set[str]) -> int:
+        """Refuse a foreign, damaged or newer file; return its schema version."""
         if _META not in tables:
             shown = ", ".join(sorted(tables)[:5])
             raise CheckpointStoreError(
@@ -595,13 +601,35 @@ class SqliteCheckpointStore(BatchedStore):
                 f"sqlite {self._path}: damaged cano_dsl checkpoint database "
                 f"(schema_version={meta.get('schema_version')!r}, tables: {sorted(tables)})"
             )
+        return version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a schema version 1 file to version 2 (add ``data_patch``), under the
+        write lock; another process may have done it first."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self._check_schema(conn, _user_tables(conn)) < 2:
+                conn.execute(_MIGRATE_TO_2)
+                conn.execute(
+                    f"UPDATE {_META} SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             tables = _user_tables(conn)  # another process may have won the race
             if tables:
-                self._check_schema(conn, tables)
+                if self._check_schema(conn, tables) < SCHEMA_VERSION:
+                    conn.execute(_MIGRATE_TO_2)
+                    conn.execute(
+                        f"UPDATE {_META} SET value = ? WHERE key = 'schema_version'",
+                        (str(SCHEMA_VERSION),),
+                    )
             else:
                 conn.execute(_CREATE_META)
                 conn.executemany(

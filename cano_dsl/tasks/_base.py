@@ -6,6 +6,8 @@ import abc
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, Protocol, Union
 
+import attrs
+
 from .._config import TaskConfig
 from .._errors import ConfigurationError
 from .._resources import Resources
@@ -94,5 +96,13 @@ class Task(abc.ABC, Generic[S]):
         check_class(cls.__cano_model__, cls, register=False)
 
 
-TASK_SPEC = TASK_SPEC.bind(Task, _task_invoker)
+def _task_data_invoker(task: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    return task.run  # type: ignore[no-any-return]
+
+
+TASK_SPEC = attrs.evolve(
+    TASK_SPEC.bind(Task, _task_invoker),
+    data_hooks={"run": 1},
+    data_invoker=_task_data_invoker,
+)
 Task.__cano_model__ = TASK_SPEC

@@ -23,6 +23,7 @@ from ._targets import check_to, declare
 
 __all__ = [
     "ModelSpec",
+    "data_params",
     "check_class",
     "constant",
     "ModelDecorator",
@@ -68,6 +69,12 @@ class ModelSpec:
     ``Literal[...]``; see `cano_dsl.tasks._targets`); the first one defined counts."""
     returns_tuple: bool = False
     """The returning method returns ``tuple[state, output]`` (compensatable)."""
+    data_hooks: Any = attrs.field(factory=dict, eq=False)
+    """Hook name -> its positional parameters without the run data (``self`` excluded):
+    a hook with one more positional parameter takes the run data last."""
+    data_invoker: Any = attrs.field(default=None, eq=False)
+    """``data_invoker(task, hooks) -> call(res, data)`` for a task whose ``hooks`` take
+    the run data; ``None`` for a model whose hooks never do."""
 
     @property
     def hooks(self) -> tuple[str, ...]:
@@ -196,6 +203,30 @@ def returning_method(spec: ModelSpec, cls: type) -> Any:
         if member is not None:
             return getattr(member, "__func__", member)
     return None
+
+
+def data_params(task: Any, hooks: dict[str, int]) -> dict[str, Any]:
+    """The hooks of ``task`` that take the run data, with the data parameter's
+    annotation (``inspect.Parameter.empty`` when it has none): a hook takes it when it
+    has exactly one required positional parameter more than the model passes."""
+    found: dict[str, Any] = {}
+    for name, base in hooks.items():
+        fn = getattr(task, name, None)
+        if fn is None:
+            continue
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        params = [
+            p
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.default is inspect.Parameter.empty
+        ]
+        if len(params) == base + 1:
+            found[name] = params[-1].annotation
+    return found
 
 
 def constant(obj: Any, name: str) -> Any:

@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
+import attrs
 
 from .. import _clock, _metrics
 from .._config import RetryMode
@@ -71,13 +72,14 @@ def _concurrency(b: Any) -> int:
 _ok_from_1tuple = partial(tuple.__new__, Ok)
 
 
-async def run_batch(b: Any, res: Resources) -> Any:
-    """Run one load → process → finish cycle of batch task ``b``."""
+async def run_batch(b: Any, res: Resources, data: Any = None, hooks: Any = ()) -> Any:
+    """Run one load → process → finish cycle of batch task ``b`` (``hooks``: which of
+    ``load`` / ``finish`` take the run ``data``)."""
     sink = _metrics.SINK
     if sink is None:
-        return await _run_batch(b, res, None)
+        return await _run_batch(b, res, None, data, hooks)
     try:
-        result = await _run_batch(b, res, sink)
+        result = await _run_batch(b, res, sink, data, hooks)
     except Exception:
         sink.counter(_metrics.BATCH_RUNS_TOTAL, 1, _metrics.OUTCOME_FAILED)
         raise
@@ -85,12 +87,14 @@ async def run_batch(b: Any, res: Resources) -> Any:
     return result
 
 
-async def _run_batch(b: Any, res: Resources, sink: _metrics.MetricsSink | None) -> Any:
+async def _run_batch(
+    b: Any, res: Resources, sink: _metrics.MetricsSink | None, data: Any, hooks: Any
+) -> Any:
     mode = constant(b, "item_retry")
     if not isinstance(mode, RetryMode):
         raise TaskDefinitionError(f"{type(b).__qualname__}.item_retry must give a RetryMode")
     conc = _concurrency(b)
-    items = await b.load(res)
+    items = await (b.load(res, data) if "load" in hooks else b.load(res))
     if not isinstance(items, Sequence):
         items = list(items)
     n = len(items)
@@ -137,6 +141,8 @@ async def _run_batch(b: Any, res: Resources, sink: _metrics.MetricsSink | None) 
     outputs: list[Any] = list(map(_ok_from_1tuple, zip(values)))
     for i, err in failed.items():
         outputs[i] = err
+    if "finish" in hooks:
+        return await b.finish(res, outputs, data)
     return await b.finish(res, outputs)
 
 
@@ -213,7 +219,16 @@ class BatchTask(Task[S], Generic[S, I, O]):
         return result
 
 
-BATCH_SPEC = BATCH_SPEC.bind(BatchTask, _batch_invoker)
+def _batch_data_invoker(b: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    flags = frozenset(hooks)
+    return lambda res, data: run_batch(b, res, data, flags)
+
+
+BATCH_SPEC = attrs.evolve(
+    BATCH_SPEC.bind(BatchTask, _batch_invoker),
+    data_hooks={"load": 1, "finish": 2},
+    data_invoker=_batch_data_invoker,
+)
 BatchTask.__cano_model__ = BATCH_SPEC
 
 batch = ModelDecorator(BATCH_SPEC)

@@ -18,6 +18,8 @@ import abc
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+import attrs
+
 from .._resources import Resources
 from .._state import S, S_co
 from ._base import NextState, Task
@@ -73,7 +75,15 @@ class CompensatableTask(Task[S], Generic[S, O]):
         """Undo the work described by ``output`` (its JSON round trip). Idempotent."""
 
 
-COMPENSATABLE_SPEC = COMPENSATABLE_SPEC.bind(CompensatableTask, _compensatable_invoker)
+def _compensatable_data_invoker(t: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    return t.run  # type: ignore[no-any-return]
+
+
+COMPENSATABLE_SPEC = attrs.evolve(
+    COMPENSATABLE_SPEC.bind(CompensatableTask, _compensatable_invoker),
+    data_hooks={"run": 1, "compensate": 2},
+    data_invoker=_compensatable_data_invoker,
+)
 CompensatableTask.__cano_model__ = COMPENSATABLE_SPEC
 
 compensatable = ModelDecorator(COMPENSATABLE_SPEC)

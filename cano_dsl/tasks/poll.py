@@ -105,15 +105,16 @@ _POLL_READY: _metrics.Labels = (("outcome", "ready"),)
 _POLL_PENDING: _metrics.Labels = (("outcome", "pending"),)
 
 
-async def run_poll_loop(p: Any, res: Resources) -> Any:
-    """Poll ``p`` until it is ready; return the ready result (REFERENCE §3.2)."""
+async def run_poll_loop(p: Any, res: Resources, data: Any = None, hooks: Any = ()) -> Any:
+    """Poll ``p`` until it is ready; return the ready result (REFERENCE §3.2). With
+    ``"poll"`` in ``hooks``, ``poll`` also gets the run ``data``."""
     policy = constant(p, "on_poll_error")
     if not isinstance(policy, PollErrorPolicy):
         raise TaskDefinitionError(
             f"{type(p).__qualname__}.on_poll_error must give a PollErrorPolicy, got {policy!r}"
         )
     tolerate = policy.max_errors if policy.kind == "retry_on_error" else -1
-    poll_once = p.poll
+    poll_once = p.poll if "poll" not in hooks else partial(_poll_with, p.poll, data)
     sleep = _clock.sleep
     errors = 0
     sink = _metrics.SINK
@@ -145,6 +146,15 @@ async def run_poll_loop(p: Any, res: Resources) -> Any:
             await sleep(outcome.delay)
         else:  # "re-poll now" still yields once, so a poller never starves the loop
             await anyio.lowlevel.checkpoint()
+
+
+async def _poll_with(poll_fn: Any, data: Any, res: Resources) -> Any:
+    return await poll_fn(res, data)
+
+
+def _poll_data_invoker(p: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    flags = frozenset(hooks)
+    return lambda res, data: run_poll_loop(p, res, data, flags)
 
 
 def _poll_invoker(p: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
@@ -198,7 +208,11 @@ class PollTask(Task[S]):
         return result
 
 
-POLL_SPEC = POLL_SPEC.bind(PollTask, _poll_invoker)
+POLL_SPEC = attrs.evolve(
+    POLL_SPEC.bind(PollTask, _poll_invoker),
+    data_hooks={"poll": 1},
+    data_invoker=_poll_data_invoker,
+)
 PollTask.__cano_model__ = POLL_SPEC
 
 poll = ModelDecorator(POLL_SPEC)

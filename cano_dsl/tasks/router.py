@@ -11,6 +11,8 @@ import abc
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
+import attrs
+
 from .._resources import Resources
 from .._state import S, S_co
 from ._base import NextState, Task
@@ -49,7 +51,15 @@ class RouterTask(Task[S]):
         return await self.route(res)
 
 
-ROUTER_SPEC = ROUTER_SPEC.bind(RouterTask, _router_invoker)
+def _router_data_invoker(t: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    return t.route  # type: ignore[no-any-return]
+
+
+ROUTER_SPEC = attrs.evolve(
+    ROUTER_SPEC.bind(RouterTask, _router_invoker),
+    data_hooks={"route": 1},
+    data_invoker=_router_data_invoker,
+)
 RouterTask.__cano_model__ = ROUTER_SPEC
 
 router = ModelDecorator(ROUTER_SPEC)

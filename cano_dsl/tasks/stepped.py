@@ -119,9 +119,10 @@ STEP_MORE: _metrics.Labels = (("outcome", "more"),)
 STEP_DONE: _metrics.Labels = (("outcome", "done"),)
 
 
-async def run_stepped(s: Any, res: Resources) -> Any:
-    """The in-memory step loop from ``None``; returns the ``done`` result."""
-    step = s.step
+async def run_stepped(s: Any, res: Resources, data: Any = None, hooks: Any = ()) -> Any:
+    """The in-memory step loop from ``None``; returns the ``done`` result. With
+    ``"step"`` in ``hooks``, ``step`` also gets the run ``data``."""
+    step = s.step if "step" not in hooks else partial(_step_with, s.step, data)
     cursor: Any = None
     sink = _metrics.SINK
     while True:
@@ -135,6 +136,15 @@ async def run_stepped(s: Any, res: Resources) -> Any:
         if sink is not None:
             sink.counter(_metrics.STEP_ITERATIONS_TOTAL, 1, STEP_MORE)
         cursor = outcome.cursor
+
+
+async def _step_with(step_fn: Any, data: Any, res: Resources, cursor: Any) -> Any:
+    return await step_fn(res, cursor, data)
+
+
+def _stepped_data_invoker(s: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    flags = frozenset(hooks)
+    return lambda res, data: run_stepped(s, res, data, flags)
 
 
 def _stepped_invoker(s: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
@@ -179,7 +189,11 @@ class SteppedTask(Task[S], Generic[S, C]):
         return result
 
 
-STEPPED_SPEC = STEPPED_SPEC.bind(SteppedTask, _stepped_invoker)
+STEPPED_SPEC = attrs.evolve(
+    STEPPED_SPEC.bind(SteppedTask, _stepped_invoker),
+    data_hooks={"step": 2},
+    data_invoker=_stepped_data_invoker,
+)
 SteppedTask.__cano_model__ = STEPPED_SPEC
 
 stepped = ModelDecorator(STEPPED_SPEC)

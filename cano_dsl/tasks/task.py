@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar, overload
 
+import attrs
+
 from .._config import TaskConfig
 from .._errors import TaskDefinitionError
 from .._resources import Resources
@@ -77,7 +79,15 @@ def _function_invoker(t: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return t.fn, t.takes_resources
 
 
-FunctionTask.__cano_model__ = TASK_SPEC.bind(Task, _function_invoker)
+def _function_data_invoker(t: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    return t.fn  # type: ignore[no-any-return]
+
+
+FunctionTask.__cano_model__ = attrs.evolve(
+    TASK_SPEC.bind(Task, _function_invoker),
+    data_hooks={"fn": 1},
+    data_invoker=_function_data_invoker,
+)
 
 
 def _from_function(
@@ -96,10 +106,10 @@ def _from_function(
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         and p.default is inspect.Parameter.empty
     ]
-    if len(params) > 1:
+    if len(params) > 2:
         raise TaskDefinitionError(
-            f"@task {qual}: a task function takes no parameter (run_bare) or one "
-            f"(the Resources); it takes {len(params)}"
+            f"@task {qual}: a task function takes no parameter (run_bare), one (the "
+            f"Resources) or two (the Resources and the run data); it takes {len(params)}"
         )
     if config is not None and not isinstance(config, TaskConfig):
         raise TaskDefinitionError(f"@task {qual}: config must be a TaskConfig, got {config!r}")

@@ -67,9 +67,10 @@ class TimerOutcome:
         return f"TimerOutcome.{self.kind}({self.value!r})"
 
 
-async def run_timer(t: Any, res: Resources) -> Any:
-    """``wait`` → one sleep → ``after_wait`` (REFERENCE §3.3)."""
-    outcome = await t.wait(res)
+async def run_timer(t: Any, res: Resources, data: Any = None, hooks: Any = ()) -> Any:
+    """``wait`` → one sleep → ``after_wait`` (REFERENCE §3.3); the hooks named in
+    ``hooks`` also get the run ``data``."""
+    outcome = await (t.wait(res, data) if "wait" in hooks else t.wait(res))
     if type(outcome) is not TimerOutcome:
         raise TaskExecutionError(
             f"{type(t).__qualname__}.wait must return a TimerOutcome "
@@ -78,6 +79,8 @@ async def run_timer(t: Any, res: Resources) -> Any:
     delay = outcome.remaining()
     if delay > 0:
         await _clock.sleep(delay)
+    if "after_wait" in hooks:
+        return await t.after_wait(res, data)
     return await t.after_wait(res)
 
 
@@ -128,7 +131,16 @@ class TimerTask(Task[S]):
         return result
 
 
-TIMER_SPEC = TIMER_SPEC.bind(TimerTask, _timer_invoker)
+def _timer_data_invoker(t: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+    flags = frozenset(hooks)
+    return lambda res, data: run_timer(t, res, data, flags)
+
+
+TIMER_SPEC = attrs.evolve(
+    TIMER_SPEC.bind(TimerTask, _timer_invoker),
+    data_hooks={"wait": 1, "after_wait": 1},
+    data_invoker=_timer_data_invoker,
+)
 TimerTask.__cano_model__ = TIMER_SPEC
 
 timer = ModelDecorator(TIMER_SPEC)

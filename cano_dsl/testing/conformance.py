@@ -179,6 +179,29 @@ async def check_fields_round_trip(store: CheckpointStore, prefix: str) -> None:
     assert all(type(row.kind) is RowKind for row in loaded), "kind must load as RowKind"
 
 
+async def check_data_patch_round_trips(store: CheckpointStore, prefix: str) -> None:
+    """``data_patch`` (run data, docs/run-data.md) comes back as given, on every row kind,
+    None and b"" distinct, next to an ``output_blob``."""
+    wid = f"{prefix}-run"
+    patch = b'{"t":"dict","p":[["s",[],{"order":"\xc3\xa9"}]]}'
+    rows = [
+        CheckpointRow(0, "A", "t", data_patch=patch),
+        CheckpointRow(1, "A", "t", data_patch=None),
+        CheckpointRow(2, "B", "t", data_patch=b""),
+        CheckpointRow(3, "C", "c", b"[1]", RowKind.COMPENSATION_COMPLETION, 2, b"{}"),
+        CheckpointRow(4, "D", "s", b"7", RowKind.STEP_CURSOR, data_patch=bytes(range(256)) * 64),
+    ]
+    for row in rows:
+        await store.append(wid, row)
+    loaded = await store.load_run(wid)
+    got = [row.data_patch for row in loaded]
+    assert got == [r.data_patch for r in rows], (
+        "data_patch did not round-trip: a store must keep CheckpointRow.data_patch (run "
+        f"data) as given, None and b'' distinct; got {[g[:20] if g else g for g in got]}"
+    )
+    assert loaded == rows, loaded
+
+
 async def check_concurrent_appends_all_land(store: CheckpointStore, prefix: str) -> None:
     ids = _ids(prefix, 4)
 
@@ -311,6 +334,7 @@ CHECKS: dict[str, Check] = {
     "loaded_list_is_callers_own": check_loaded_list_is_callers_own,
     "blobs_round_trip": check_blobs_round_trip,
     "fields_round_trip": check_fields_round_trip,
+    "data_patch_round_trips": check_data_patch_round_trips,
     "concurrent_appends_all_land": check_concurrent_appends_all_land,
     "racing_same_sequence_one_winner": check_racing_same_sequence_one_winner,
     "unstorable_row_fails_alone": check_unstorable_row_fails_alone,
@@ -501,6 +525,9 @@ class CheckpointStoreConformance:
 
     async def test_fields_round_trip(self, make_store: StoreFactory) -> None:
         await run_check("fields_round_trip", make_store)
+
+    async def test_data_patch_round_trips(self, make_store: StoreFactory) -> None:
+        await run_check("data_patch_round_trips", make_store)
 
     async def test_concurrent_appends_all_land(self, make_store: StoreFactory) -> None:
         await run_check("concurrent_appends_all_land", make_store)

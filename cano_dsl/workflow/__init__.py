@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ._data import RunDataError as RunDataError
+from ._data import RunDataMismatch as RunDataMismatch
+from ._data import RunResult as RunResult
 from ._split import JoinConfig as JoinConfig
 from ._split import JoinStrategy as JoinStrategy
 from ._split import SplitResult as SplitResult
@@ -19,4 +22,13 @@ from . import _stream as _stream
 from . import _saga as _saga
 # --- end saga dispatchers ---
 
-__all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "Unbound", "Workflow"]
+__all__ = [
+    "JoinConfig",
+    "JoinStrategy",
+    "RunDataError",
+    "RunDataMismatch",
+    "RunResult",
+    "SplitResult",
+    "Unbound",
+    "Workflow",
+]

@@ -19,6 +19,7 @@ cancel scope.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -43,8 +44,9 @@ from .._retry import run_attempts, run_with_retries
 from .._state import TaskResult
 from ..stores._row import CheckpointRow
 from ._compensation import drain_stack
+from ._data import RunDataError, diff, encode_patch, format_path, overlapping
 from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, Entry, Run
-from ._split import run_split
+from ._split import SplitData, run_split
 
 if TYPE_CHECKING:
     from ._workflow import Workflow
@@ -82,16 +84,83 @@ def message_of(exc: BaseException) -> str:
     return exc.message if isinstance(exc, CanoError) else str(exc)
 
 
+def data_attempt(
+    run: Run, invoke: Callable[..., Awaitable[Any]], res: Any
+) -> Callable[[], Awaitable[Any]]:
+    """A thunk calling ``invoke(res, data)`` with the run data; every attempt after the
+    first starts from a fresh copy of the data as of the state's entry (a failed
+    attempt's changes are discarded)."""
+    calls = 0
+
+    async def attempt() -> Any:
+        nonlocal calls
+        if calls:
+            run.data = run.codec.from_tree(run.tree)
+        calls += 1
+        return await invoke(res, run.data)
+
+    return attempt
+
+
+def settle(run: Run, state: Any) -> None:
+    """The task changed the run data: take its tree (`RunDataError` naming the state
+    and the field when it does not encode)."""
+    text = run.codec.encode(run.data, state.name)
+    if text != run.text:  # unchanged (a task that only read it): keep the tree
+        run.text = text
+        run.tree = json.loads(text)
+
+
+def untracked_change(run: Run, state: Any) -> RunDataError | None:
+    """At the exit: the run data must be what the engine last saw; a change made outside
+    a task that takes the data (through a kept reference) is reported, not lost."""
+    try:
+        text = run.codec.encode(run.data, state.name)
+    except RunDataError as exc:
+        return exc
+    if text == run.text or json.loads(text) == run.tree:
+        return None
+    ops = diff(run.tree, json.loads(text))
+    fields = ", ".join(f"`{format_path(op[1])}`" for op in ops[:3])
+    return RunDataError(
+        f"run data changed outside a task that takes it (field(s) {fields}) before exit "
+        f"state {state.name}: change the data only through the task's data parameter, "
+        "during the task's call; such a change is not checkpointed"
+    )
+
+
+def data_patch(run: Run) -> bytes | None:
+    """The ``data_patch`` of the next row: what changed since the last row that had
+    one; the whole value in the first row."""
+    tree = run.tree
+    logged = run.logged
+    if tree is logged:
+        return None
+    run.logged = tree
+    ops = diff(logged, tree)
+    return encode_patch(run.codec.fingerprint, ops) if ops else None
+
+
 async def dispatch_single(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
     """Single and router tasks: the retry loop with observer hooks around it."""
     observers = wf._observers
     task_id = entry.task_id
     if observers:
         notify(observers, "on_task_start", task_id)
+    invoke_data = entry.invoke_data
     try:
-        value = await run_with_retries(
-            entry.config, entry.call(wf._resources), task_id=task_id, observers=observers
-        )
+        if invoke_data is None:
+            value = await run_with_retries(
+                entry.config, entry.call(wf._resources), task_id=task_id, observers=observers
+            )
+        else:
+            value = await run_with_retries(
+                entry.config,
+                data_attempt(run, invoke_data, wf._resources),
+                task_id=task_id,
+                observers=observers,
+            )
+            settle(run, state)
     except Exception as exc:
         if observers:
             notify(observers, "on_task_failure", task_id, exc)
@@ -102,7 +171,48 @@ async def dispatch_single(wf: Workflow[Any], run: Run, state: Any, entry: Entry)
 
 
 async def dispatch_split(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
-    return await run_split(entry, wf._resources, wf._observers, state)
+    if run.codec is None or not entry.wants_data:
+        return await run_split(entry, wf._resources, wf._observers, state)
+    data = SplitData(run.codec, run.tree, entry.data_invokers)
+    nxt = await run_split(entry, wf._resources, wf._observers, state, data)
+    merge_branches(run, state, entry, data)
+    return nxt
+
+
+def merge_branches(run: Run, state: Any, entry: Entry, data: SplitData) -> None:
+    """Merge the run data changes of the split's successful branches, in branch order;
+    two branches changing the same field is a `RunDataError` naming both."""
+    codec = run.codec
+    base = run.tree
+    names = entry.branch_names()
+    changes: list[tuple[int, list[Any]]] = []
+    for i in sorted(data.ok):
+        value = data.values[i]
+        if value is None:
+            continue
+        tree = codec.to_tree(value, f"{state.name} (branch {i}: {names[i]})")
+        ops = diff(base, tree)
+        for j, other in changes:
+            for op in ops:
+                for prev in other:
+                    if overlapping(op[1], prev[1]):
+                        field = op[1] if len(op[1]) <= len(prev[1]) else prev[1]
+                        raise RunDataError(
+                            f"split state {state.name}: branches {j} ({names[j]}) and {i} "
+                            f"({names[i]}) both changed run data field `{format_path(field)}`"
+                        )
+        if ops:
+            changes.append((i, ops))
+    if not changes:
+        return
+    from ._data import _copy_tree, apply_ops
+
+    merged = _copy_tree(base)
+    for _, ops in changes:
+        merged = apply_ops(merged, ops)
+    run.tree = merged
+    run.text = None
+    run.data = codec.from_tree(merged)
 
 
 DISPATCHERS: dict[str, Dispatcher] = {
@@ -285,7 +395,13 @@ async def fail(wf: Workflow[Any], run: Run, state: Any, err: BaseException) -> B
         stack = list(run.stack)
         run.stack.clear()
         drain_started = anyio.current_time()
-        errors = await drain_stack(stack, wf._compensators, wf._resources, run.comp_budget)
+        errors = await drain_stack(
+            stack,
+            wf._compensators,
+            wf._resources,
+            run.comp_budget,
+            (run.codec, wf._comp_data) if run.codec is not None else None,
+        )
         if not errors:
             await clear_after_drain(wf, run, drain_started)
             return wrapped
@@ -433,6 +549,7 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
     store = wf._store
     token = run.token
     path = run.path
+    with_data = run.codec is not None
     state_type = wf._state_type
     # with a metrics sink every dispatch goes through `dispatch`, which times it; a
     # traced run (decided at its start) goes through `dispatch_traced`
@@ -469,6 +586,7 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
                 current.name,
                 entry.task_id if entry is not None else "",
                 workflow_version=wf._version,
+                data_patch=data_patch(run) if with_data else None,
             )
             append_error: CheckpointStoreError | None = None
             try:
@@ -480,6 +598,10 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
             if append_error is not None:
                 raise await fail(wf, run, current, append_error)
         if current in exits:
+            if with_data:
+                untracked = untracked_change(run, current)
+                if untracked is not None:
+                    raise await fail(wf, run, current, untracked)
             if store is not None:
                 await bounded_store_call(wf, run, current, clear_log, wf, run)
             return current

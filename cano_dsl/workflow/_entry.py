@@ -35,8 +35,11 @@ class Entry:
     __slots__ = (
         "config",
         "configs",
+        "data_hooks",
+        "data_invokers",
         "fast",
         "invoke",
+        "invoke_data",
         "invokers",
         "join",
         "kind",
@@ -60,6 +63,7 @@ class Entry:
         configs: tuple[TaskConfig, ...] = (),
         join: Any = None,
         to: frozenset[Any] | None = None,
+        data_hooks: dict[str, Any] | None = None,
     ) -> None:
         self.kind = kind
         self.task = task
@@ -72,12 +76,23 @@ class Entry:
         self.join = join
         # declared targets (`@task(to=...)`, a Literal return annotation), or None
         self.to = to
-        # the engine may call the task inline (no timeout, no breaker)
-        self.fast = kind in (SINGLE, ROUTER) and self.config.is_plain
+        # hooks taking the run data (name -> annotation), worked out at registration
+        self.data_hooks = data_hooks or {}
+        self.invoke_data = data_invoker_of(task, self.data_hooks) if self.data_hooks else None
+        # the engine may call the task inline (no timeout, no breaker, no run data)
+        self.fast = kind in (SINGLE, ROUTER) and self.config.is_plain and not self.data_hooks
         # raced against the cancellation token and the total-timeout deadline
         self.raced = kind not in (COMPENSATABLE, STREAM)
         # split branches: how to call each one, worked out once at registration
         self.invokers = [invoker_of(t) for t in tasks]
+        self.data_invokers = [
+            data_invoker_of(t, h) if h else None for t, h in ((t, data_hooks_of(t)) for t in tasks)
+        ]
+
+    @property
+    def wants_data(self) -> bool:
+        """Whether the task (or a split branch) takes the run data."""
+        return bool(self.data_hooks) or any(d is not None for d in self.data_invokers)
 
     def call(self, res: Any) -> Callable[[], Awaitable[Any]]:
         """A zero-argument thunk running the task once (for the retry loop)."""
@@ -108,23 +123,49 @@ def invoker_of(task: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return spec.invoker(task)
 
 
+def data_hooks_of(task: Any) -> dict[str, Any]:
+    """The hooks of ``task`` that take the run data (name -> the parameter's annotation)."""
+    from ..tasks._decorate import data_params, model_of
+
+    spec = model_of(task)
+    if spec is None or not spec.data_hooks:
+        return {}
+    return data_params(task, spec.data_hooks)
+
+
+def data_invoker_of(task: Any, hooks: dict[str, Any]) -> Callable[..., Awaitable[Any]] | None:
+    """``call(res, data)`` running ``task`` once with the run data (None for a model whose
+    data hooks need the engine's own driver: compensatable and register_stepped)."""
+    from ..tasks._decorate import model_of
+
+    spec = model_of(task)
+    assert spec is not None and spec.data_invoker is not None
+    fn: Callable[..., Awaitable[Any]] = spec.data_invoker(task, hooks)
+    return fn
+
+
 class Run:
     """Mutable state of one orchestrate / resume_from call."""
 
     __slots__ = (
         "cancel_reported",
+        "codec",
         "comp_budget",
         "cursors",
+        "data",
         "deadline",
         "in_flight",
         "limit",
+        "logged",
         "path",
         "sequence",
         "span_name",
         "stack",
         "started",
+        "text",
         "token",
         "tracer",
+        "tree",
         "workflow_id",
     )
 
@@ -132,8 +173,8 @@ class Run:
         self.workflow_id = workflow_id
         self.sequence = 0
         self.path: list[enum.Enum] = []
-        # compensation stack: (task_id, JSON blob) in push order
-        self.stack: list[tuple[str, bytes]] = []
+        # compensation stack: (task_id, JSON blob[, run data tree]) in push order
+        self.stack: list[tuple[Any, ...]] = []
         # latest step / stream cursor per state label (consumed on first use)
         self.cursors: dict[str, bytes] = {}
         self.token = token
@@ -147,3 +188,10 @@ class Run:
         self.tracer: Any = None
         # the root span's name when the run is traced or has a custom span, else None
         self.span_name: str | None = None
+        # run data: the codec (None: the workflow declares none), the live value, its
+        # tree as of the current state's entry, and the tree last written to the log
+        self.codec: Any = None
+        self.data: Any = None
+        self.tree: Any = None
+        self.logged: Any = None
+        self.text: str | None = None  # the JSON text of ``tree``, when known

@@ -17,7 +17,9 @@ from .._ids import check_workflow_id
 from .._observer import notify
 from ..stores._claim import claim_run
 from ..stores._row import CheckpointRow, RowKind
+from ._data import RunDataError, RunDataMismatch, _copy_tree, apply_ops, decode_patch
 from ._engine import message_of
+from ._entry import Run
 
 if TYPE_CHECKING:
     from ._workflow import Workflow
@@ -25,9 +27,79 @@ if TYPE_CHECKING:
 __all__ = ["resume_from"]
 
 
-async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationToken | None) -> Any:
+def _restore_data(wf: Workflow[Any], run: Run, rows: list[CheckpointRow]) -> list[Any]:
+    """Fold the rows' run data patches: the data as of the resume point (a trailing
+    completion row's change is left out: its state re-runs), and the data as of each
+    earlier completion row (what its compensator sees). Returns those trees, in order."""
+    codec = wf._codec
+    last = rows[-1]
+    tree: Any = None
+    resume_tree: Any = None
+    fp: str | None = None
+    completions: list[Any] = []
+    for row in rows:
+        blob = row.data_patch
+        if row is last and row.kind == RowKind.COMPENSATION_COMPLETION:
+            resume_tree = _copy_tree(tree)
+        if blob is not None:
+            fp, ops = decode_patch(blob, f"workflow_id={run.workflow_id} sequence={row.sequence}")
+            try:
+                tree = apply_ops(tree, ops)
+            except (KeyError, IndexError, TypeError, AttributeError) as exc:
+                raise RunDataError(
+                    f"run data patch at workflow_id={run.workflow_id} sequence={row.sequence} "
+                    f"does not apply to the rows before it: {exc!r}"
+                ) from exc
+        if row.kind == RowKind.COMPENSATION_COMPLETION and row is not last:
+            completions.append(_copy_tree(tree))
+    if last.kind != RowKind.COMPENSATION_COMPLETION:
+        resume_tree = tree
+    if codec is None:
+        if fp is not None:
+            raise RunDataMismatch(
+                last.workflow_version,
+                wf._version,
+                f"the checkpoint log of {run.workflow_id} carries run data, but this workflow "
+                "declares none (with_run_data); bump with_workflow_version when the run data "
+                "type changes",
+            )
+        return completions
+    if fp is not None and fp != codec.fingerprint:
+        raise RunDataMismatch(
+            last.workflow_version,
+            wf._version,
+            f"the checkpoint log of {run.workflow_id} was written for another run data type "
+            f"(fingerprint {fp}) than this workflow's {codec.name} ({codec.fingerprint}); "
+            "bump with_workflow_version when the run data type changes",
+        )
+    run.codec = codec
+    if tree is None or resume_tree is None:
+        # a log written without run data (or whose data starts only with the completion
+        # row being re-run): start from the default value
+        run.tree = codec.to_tree(codec.default("resume_from"), "(initial data)")
+        run.logged = None
+        completions = [run.tree if t is None else t for t in completions]
+    else:
+        run.tree = resume_tree
+        run.logged = tree
+    try:
+        run.data = codec.from_tree(run.tree)
+    except Exception as exc:
+        raise RunDataMismatch(
+            last.workflow_version,
+            wf._version,
+            f"the run data in the checkpoint log of {run.workflow_id} does not decode as "
+            f"{codec.name}: {exc}; bump with_workflow_version when the run data type changes",
+        ) from exc
+    return completions
+
+
+async def resume_from(
+    wf: Workflow[Any], workflow_id: str, cancel: CancellationToken | None
+) -> tuple[Any, Run]:
     """Resume ``workflow_id``: preflight errors are raw (a run claimed elsewhere is
-    `RunClaimedError`, before any resource is set up); the resumed state re-runs."""
+    `RunClaimedError`, before any resource is set up); the resumed state re-runs.
+    Returns the exit state and the run (its final run data)."""
     store = wf._store
     if store is None:
         raise ConfigurationError(
@@ -52,7 +124,7 @@ async def resume_from(wf: Workflow[Any], workflow_id: str, cancel: CancellationT
 
 async def _resume_claimed(
     wf: Workflow[Any], store: Any, workflow_id: str, cancel: CancellationToken | None
-) -> Any:
+) -> tuple[Any, Run]:
     res = wf._resources
     await res._setup(wf._teardown_timeout, wf._observers)
     try:
@@ -75,6 +147,7 @@ async def _resume_claimed(
                 f"checkpoint state {last.state} is not a registered or exit state of this workflow"
             )
         run = wf._new_run(workflow_id, cancel, "workflow_resume")
+        completion_trees = _restore_data(wf, run, rows)
         entries_of_label = [
             r.sequence for r in rows if r.kind == RowKind.STATE_ENTRY and r.state == last.state
         ]
@@ -82,7 +155,11 @@ async def _resume_claimed(
         for row in rows:
             if row.kind == RowKind.COMPENSATION_COMPLETION:
                 if row.sequence != last.sequence:
-                    run.stack.append((row.task_id, row.output_blob or b""))
+                    if run.codec is None:
+                        run.stack.append((row.task_id, row.output_blob or b""))
+                    else:
+                        tree = completion_trees[len(run.stack)]
+                        run.stack.append((row.task_id, row.output_blob or b"", tree))
             elif row.kind == RowKind.STEP_CURSOR:
                 if row.output_blob is not None:
                     run.cursors[row.state] = row.output_blob
@@ -100,7 +177,7 @@ async def _resume_claimed(
                     run.path.append(state)
         notify(wf._observers, "on_resume", workflow_id, last.sequence)
         run.sequence = last.sequence + 1
-        return await wf._drive_measured(run, resume_state)
+        return await wf._drive_measured(run, resume_state), run
     finally:
         with anyio.CancelScope(shield=True):
             await res._teardown(wf._teardown_timeout, wf._observers)

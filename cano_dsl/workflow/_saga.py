@@ -37,17 +37,34 @@ if TYPE_CHECKING:
 
 __all__ = ["dispatch_compensatable", "encode_output"]
 
+_NONE: Any = object()
+
+
+def _data_of(run: Run | None) -> Any:
+    return _NONE if run is None else run.data
+
+
+def _takes_data(task: Any) -> bool:
+    from ._entry import data_hooks_of
+
+    return "compensate" in data_hooks_of(task)
+
 
 def encode_output(output: Any) -> bytes:
     """``output`` as the UTF-8 JSON blob a completion row carries (strict JSON: no NaN)."""
     return json.dumps(output, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-async def _inline_compensate(task: Any, res: Any, output: Any, original: Exception) -> Exception:
+async def _inline_compensate(
+    task: Any, res: Any, output: Any, original: Exception, data: Any = _NONE
+) -> Exception:
     """Undo a forward run the engine rejected; the error the attempt ends with, flagged
     final so that the retry loop does not run the step (and its side effect) again."""
     try:
-        await task.compensate(res, output)
+        if data is _NONE or not _takes_data(task):
+            await task.compensate(res, output)
+        else:
+            await task.compensate(res, output, data)
     except Exception as exc:
         return mark_final(CompensationFailed([original, exc]))
     return mark_final(original)
@@ -65,14 +82,30 @@ def _next_state(wf: Workflow[Any], value: Any) -> Any:
     return None
 
 
-async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | None) -> Any:
-    """One attempt: the forward run (bounded by ``timeout``) and its post-processing."""
+async def _forward(
+    wf: Workflow[Any],
+    task: Any,
+    name: str,
+    timeout: float | None,
+    run: Run | None = None,
+    state: Any = None,
+    first: bool = True,
+    takes: bool = False,
+) -> Any:
+    """One attempt: the forward run (bounded by ``timeout``) and its post-processing.
+    With ``run`` (the task's ``run`` takes the run data), every attempt but the
+    ``first`` starts from the data as of the state's entry."""
     res = wf._resources
+    args: tuple[Any, ...] = (res,)
+    if run is not None and takes:
+        if not first:
+            run.data = run.codec.from_tree(run.tree)
+        args = (res, run.data)
     if timeout is None:
-        result = await task.run(res)
+        result = await task.run(*args)
     else:
         with anyio.move_on_after(timeout) as scope:
-            result = await task.run(res)
+            result = await task.run(*args)
         if scope.cancelled_caught:
             raise TaskTimeout(
                 f"compensatable task `{name}` forward run exceeded attempt_timeout {timeout}"
@@ -101,6 +134,7 @@ async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | Non
                 f"Compensatable task `{name}` returned a split result — split states cannot "
                 "be compensatable"
             ),
+            _data_of(run),
         )
     nxt = _next_state(wf, value)
     if nxt is None:
@@ -113,6 +147,7 @@ async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | Non
                 f"compensatable task `{name}` returned {value!r} as its next state; expected "
                 f"a {expected} member or a TaskResult"
             ),
+            _data_of(run),
         )
     if encode_error is not None:
         raise await _inline_compensate(
@@ -123,9 +158,16 @@ async def _forward(wf: Workflow[Any], task: Any, name: str, timeout: float | Non
                 f"serialize compensation output for `{name}`: "
                 f"{type(encode_error).__name__}: {encode_error}"
             ),
+            _data_of(run),
         )
     assert blob is not None
-    return nxt, blob
+    if run is not None and takes:
+        try:
+            tree = run.codec.to_tree(run.data, state.name)
+        except Exception as exc:
+            raise await _inline_compensate(task, res, output, exc, run.data) from None
+        return nxt, blob, tree
+    return nxt, blob, None
 
 
 async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> Any:
@@ -139,12 +181,18 @@ async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry:
     if observers:
         notify(observers, "on_task_start", name)
     started = time.perf_counter() if _metrics.SINK is not None else None
+    data_run = run if run.codec is not None else None
+    takes = "run" in entry.data_hooks
+    calls = 0
+
+    def attempt() -> Any:
+        nonlocal calls
+        calls += 1
+        return _forward(wf, task, name, timeout, data_run, state, calls == 1, takes)
+
     try:
-        nxt, blob = await run_with_retries(
-            loop_config,
-            lambda: _forward(wf, task, name, timeout),
-            task_id=name,
-            observers=observers,
+        nxt, blob, tree = await run_with_retries(
+            loop_config, attempt, task_id=name, observers=observers
         )
     except Exception as exc:
         if started is not None:
@@ -158,10 +206,21 @@ async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry:
         notify(observers, "on_task_success", name)
     # pushed before the row is written: if the append fails (or the run is cancelled
     # from outside while it is in flight) the committed work is still rolled back
-    run.stack.append((name, blob))
+    if run.codec is None:
+        run.stack.append((name, blob))
+    else:
+        if tree is not None:
+            run.tree = tree
+            run.text = None
+        # compensate sees the run data as of this state's completion
+        run.stack.append((name, blob, run.tree))
     if wf._store is not None:
         row = CheckpointRow(
-            run.sequence, state.name, name, workflow_version=wf._version
+            run.sequence,
+            state.name,
+            name,
+            workflow_version=wf._version,
+            data_patch=_engine.data_patch(run) if run.codec is not None else None,
         ).with_output(blob)
         await _engine.append_row(wf, run, row, "append compensation checkpoint")
     return nxt

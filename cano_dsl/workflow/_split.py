@@ -20,7 +20,14 @@ from .._retry import run_with_retries
 from .._state import S, label
 from ._entry import Entry
 
-__all__ = ["JoinConfig", "JoinStrategy", "SplitResult", "join_config_error", "run_split"]
+__all__ = [
+    "JoinConfig",
+    "JoinStrategy",
+    "SplitData",
+    "SplitResult",
+    "join_config_error",
+    "run_split",
+]
 
 _Kind = Literal["all", "any", "quorum", "percentage", "partial_results", "partial_timeout"]
 
@@ -222,7 +229,43 @@ def _split_branch_results(sink: _metrics.MetricsSink, result: SplitResult) -> No
             sink.counter(name, count, (("result", result_label),))
 
 
-async def run_split(entry: Entry, res: Any, observers: Sequence[Any], state: Any = None) -> Any:
+class SplitData:
+    """Run data of one split dispatch: each branch that takes the data gets its own copy
+    of the split's entry value (a fresh one per retry); ``ok`` lists the branches that
+    succeeded, so that the engine merges their changes at the join."""
+
+    __slots__ = ("base", "codec", "invokers", "ok", "values")
+
+    def __init__(self, codec: Any, base: Any, invokers: list[Any]) -> None:
+        self.codec = codec
+        self.base = base
+        self.invokers = invokers
+        self.values: list[Any] = [
+            None if inv is None else codec.from_tree(base) for inv in invokers
+        ]
+        self.ok: list[int] = []
+
+    def thunk(self, i: int, res: Any) -> Callable[[], Any]:
+        invoke = self.invokers[i]
+        calls = 0
+
+        async def attempt() -> Any:
+            nonlocal calls
+            if calls:
+                self.values[i] = self.codec.from_tree(self.base)
+            calls += 1
+            return await invoke(res, self.values[i])
+
+        return attempt
+
+
+async def run_split(
+    entry: Entry,
+    res: Any,
+    observers: Sequence[Any],
+    state: Any = None,
+    data: SplitData | None = None,
+) -> Any:
     """Run every branch of a split entry and return its join state, or raise the
     `WorkflowError` of §4.3. In a traced run each branch is a ``split_task`` span
     {task_id (the branch index), state, kind, outcome}."""
@@ -264,6 +307,8 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any], state: Any
             nonlocal early
             invoke, pass_res = invokers[i]
             thunk = (lambda: invoke(res)) if pass_res else invoke
+            if data is not None and data.invokers[i] is not None:
+                thunk = data.thunk(i, res)
             task_id = ids[i] if observers else "<split-task>"
             try:
                 if limiter is not None:
@@ -300,6 +345,8 @@ async def run_split(entry: Entry, res: Any, observers: Sequence[Any], state: Any
             tg.start_soon(branch if tracer is not None else run_branch, i)
 
     timed_out = tg.cancel_scope.cancelled_caught and not early
+    if data is not None:
+        data.ok = [i for i, _ in result.successes]
     result.cancelled = [i for i in range(total) if not finished[i]]
     sink = _metrics.SINK
     if sink is not None:

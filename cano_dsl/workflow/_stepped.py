@@ -32,7 +32,7 @@ from ..tasks.stepped import (
     decode_cursor,
     encode_cursor,
 )
-from ._engine import DISPATCHERS, append_row
+from ._engine import DISPATCHERS, append_row, data_patch, settle
 from ._entry import STEPPED, Entry, Run
 
 if TYPE_CHECKING:
@@ -55,13 +55,26 @@ async def _step_loop(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> A
     step = task.step
     cursor: bytes | None = run.cursors.pop(label, None)
     sink = _metrics.SINK
+    # run data: each step gets it; a retried step starts from the data as of the last
+    # committed cursor (or the state's entry); each cursor row carries its changes
+    takes = "step" in entry.data_hooks
+    with_data = run.codec is not None
 
     while True:
         blob = cursor
+        calls = 0
 
         async def attempt(blob: bytes | None = blob) -> Any:
+            nonlocal calls
             value = None if blob is None else decode_cursor(blob, what)
-            outcome = check_step_outcome(task, await step(res, value))
+            if takes:
+                if calls:
+                    run.data = run.codec.from_tree(run.tree)
+                calls += 1
+                got = await step(res, value, run.data)
+            else:
+                got = await step(res, value)
+            outcome = check_step_outcome(task, got)
             if outcome.kind == "more":
                 return encode_cursor(outcome.cursor, what)
             return outcome
@@ -70,10 +83,16 @@ async def _step_loop(wf: Workflow[Any], run: Run, state: Any, entry: Entry) -> A
         if sink is not None:
             more = type(result) is bytes
             sink.counter(_metrics.STEP_ITERATIONS_TOTAL, 1, STEP_MORE if more else STEP_DONE)
+        if takes:
+            settle(run, state)
         if type(result) is bytes:
             if persist:
                 row = CheckpointRow(
-                    run.sequence, label, name, workflow_version=wf._version
+                    run.sequence,
+                    label,
+                    name,
+                    workflow_version=wf._version,
+                    data_patch=data_patch(run) if with_data else None,
                 ).with_cursor(result)
                 await append_row(wf, run, row, "append step cursor checkpoint")
             cursor = result

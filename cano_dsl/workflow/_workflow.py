@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import enum
+import functools
+import inspect
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, overload
 
 import anyio
@@ -23,8 +25,19 @@ from ..stores._claim import claim_run
 from ..tasks._decorate import ModelSpec, constant, model_of, returning_method
 from ..tasks._targets import declared_targets
 from ._compensation import drain_stack
+from ._data import DataCodec, RunResult
 from ._engine import clear_after_drain, fsm
-from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, STEPPED, STREAM, Entry, Run
+from ._entry import (
+    COMPENSATABLE,
+    ROUTER,
+    SINGLE,
+    SPLIT,
+    STEPPED,
+    STREAM,
+    Entry,
+    Run,
+    data_hooks_of,
+)
 from ._split import JoinConfig, join_config_error
 from ._transitions import transition_problems, unreachable
 
@@ -34,6 +47,15 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from ..tasks._base import TaskLike
+    from ..tasks._data_protocols import (
+        BatchDataLike,
+        CompensatableDataLike,
+        PollDataLike,
+        RouterDataLike,
+        SteppedDataLike,
+        SupportsRunData,
+        TimerDataLike,
+    )
     from ..tasks.batch import BatchLike
     from ..tasks.compensatable import CompensatableLike
     from ..tasks.poll import PollLike
@@ -51,7 +73,19 @@ if TYPE_CHECKING:
         BatchLike[S],
         SteppedLike[S],
         StreamLike[S],
+        SupportsRunData[S],
+        RouterDataLike[S],
+        PollDataLike[S],
+        TimerDataLike[S],
+        BatchDataLike[S],
+        SteppedDataLike[S],
     ]
+    #: A router, with or without the run data.
+    AnyRouter = Union[RouterLike[S], RouterDataLike[S]]
+    #: A stepped task, with or without the run data.
+    AnyStepped = Union[SteppedLike[S], SteppedDataLike[S]]
+    #: A saga step, with or without the run data.
+    AnyCompensatable = Union[CompensatableLike[S], CompensatableDataLike[S]]
     #: A task of a split state: what it returns is kept in the `SplitResult`, not used
     #: as a state, so any return type goes.
     SplitBranch = Registrable[Any]
@@ -77,6 +111,28 @@ def _shown(entry: Entry) -> str:
 def _state_name(state: Any) -> str:
     return f"{type(state).__name__}.{state.name}" if isinstance(state, enum.Enum) else "initial"
 
+
+def _run_on_fresh_loop(fn: Callable[[], Awaitable[Any]], backend: str, initial: Any) -> Any:
+    """``anyio.run(fn)``; inside a running event loop, an error that says what to do."""
+    started = []
+
+    async def go() -> Any:
+        started.append(True)
+        return await fn()
+
+    try:
+        return anyio.run(go, backend=backend)
+    except RuntimeError as exc:
+        if started:
+            raise
+        raise RuntimeError(
+            f"run_sync cannot start an event loop inside a running one ({exc}); in "
+            f"async code use `await workflow.orchestrate({_state_name(initial)})`"
+        ) from exc
+
+
+_NO_DATA: Any = object()
+D = TypeVar("D")
 
 # Which task models each registration method takes.
 _COMPANION_MODELS = frozenset({"task", "router", "poll", "timer", "batch", "stepped", "stream"})
@@ -139,6 +195,8 @@ class Workflow(Generic[S]):
         self._workflow_id: str | None = None
         self._version = 0
         self._compensators: dict[str, Any] = {}
+        self._comp_data: frozenset[str] = frozenset()
+        self._codec: DataCodec | None = None
         self._validated: BaseException | bool | None = None
         self._tracing_span: Any = None
         self._replaced: tuple[str, ...] = ()
@@ -231,11 +289,15 @@ class Workflow(Generic[S]):
     def _with_entry(self, state: S, entry: Entry, state_type: type[S]) -> Workflow[S]:
         entries = dict(self._entries)
         compensators = dict(self._compensators)
+        comp_data = set(self._comp_data)
         old = entries.get(state)
         if old is not None and old.kind == COMPENSATABLE:
             compensators.pop(old.task_id, None)
+            comp_data.discard(old.task_id)
         if entry.kind == COMPENSATABLE:
             compensators[entry.task_id] = entry.task
+            if "compensate" in entry.data_hooks:
+                comp_data.add(entry.task_id)
         entries[state] = entry
         replaced = self._replaced
         if old is not None:  # allowed (cano replaces), but often a slip: say so
@@ -243,7 +305,11 @@ class Workflow(Generic[S]):
             _log.debug("%s", what)
             replaced = (*replaced, what)
         return self._evolve(
-            _entries=entries, _compensators=compensators, _state_type=state_type, _replaced=replaced
+            _entries=entries,
+            _compensators=compensators,
+            _comp_data=frozenset(comp_data),
+            _state_type=state_type,
+            _replaced=replaced,
         )
 
     def _register_one(self, method: str, state: S, task: Any) -> Workflow[S]:
@@ -259,8 +325,18 @@ class Workflow(Generic[S]):
             state_type,
             f"{method}({state.name}, ...)",
         )
+        hooks = data_hooks_of(task)
+        if method == "register_stream":
+            hooks = {}
         entry = Entry(
-            _KIND_FOR[method], task, config, name, invoke=invoke, pass_res=pass_res, to=to
+            _KIND_FOR[method],
+            task,
+            config,
+            name,
+            invoke=invoke,
+            pass_res=pass_res,
+            to=to,
+            data_hooks=hooks,
         )
         return self._with_entry(state, entry, state_type)
 
@@ -276,19 +352,17 @@ class Workflow(Generic[S]):
         return self._register_one("register", state, task)
 
     @overload
-    def register_router(self: Workflow[Unbound], state: E, task: RouterLike[E]) -> Workflow[E]: ...
+    def register_router(self: Workflow[Unbound], state: E, task: AnyRouter[E]) -> Workflow[E]: ...
     @overload
-    def register_router(self, state: S, task: RouterLike[S]) -> Workflow[S]: ...
+    def register_router(self, state: S, task: AnyRouter[S]) -> Workflow[S]: ...
     def register_router(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@router` in ``state``: it writes no checkpoint row."""
         return self._register_one("register_router", state, task)
 
     @overload
-    def register_stepped(
-        self: Workflow[Unbound], state: E, task: SteppedLike[E]
-    ) -> Workflow[E]: ...
+    def register_stepped(self: Workflow[Unbound], state: E, task: AnyStepped[E]) -> Workflow[E]: ...
     @overload
-    def register_stepped(self, state: S, task: SteppedLike[S]) -> Workflow[S]: ...
+    def register_stepped(self, state: S, task: AnyStepped[S]) -> Workflow[S]: ...
     def register_stepped(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@stepped` task with per-step retries and a persisted cursor."""
         return self._register_one("register_stepped", state, task)
@@ -304,10 +378,10 @@ class Workflow(Generic[S]):
 
     @overload
     def register_with_compensation(
-        self: Workflow[Unbound], state: E, task: CompensatableLike[E]
+        self: Workflow[Unbound], state: E, task: AnyCompensatable[E]
     ) -> Workflow[E]: ...
     @overload
-    def register_with_compensation(self, state: S, task: CompensatableLike[S]) -> Workflow[S]: ...
+    def register_with_compensation(self, state: S, task: AnyCompensatable[S]) -> Workflow[S]: ...
     def register_with_compensation(self, state: Any, task: Any) -> Workflow[Any]:
         """Run a `@compensatable` saga step; its output is kept for rollback. Names must
         be unique per workflow (the compensator is found by ``name()``)."""
@@ -439,6 +513,23 @@ class Workflow(Generic[S]):
         workflow_id = check_workflow_id(workflow_id, "with_workflow_id")
         return self._evolve(_workflow_id=workflow_id)
 
+    def with_run_data(self, data_type: type[Any]) -> Workflow[S]:
+        """Give every run a value of ``data_type`` that its tasks can read and change and
+        that the checkpoint log carries, so a resumed run gets it back (docs/run-data.md).
+
+        ``data_type`` is an attrs class, a dataclass (fields: nested attrs classes or
+        dataclasses, ``list[X]``, ``dict[str, X]``, ``Optional[X]``, Enum, str, int,
+        float, bool, None, Any) or ``dict`` (a plain JSON mapping). The converter is
+        compiled now; a type it cannot hold is a `ConfigurationError`. A task takes the
+        data as one more positional parameter after the ones its model passes, e.g.
+        ``async def price(res, data: Order)``."""
+        return self._evolve(_codec=DataCodec(data_type))
+
+    @property
+    def run_data_type(self) -> type[Any] | None:
+        """The type given to `with_run_data`, or None."""
+        return self._codec.type if self._codec is not None else None
+
     def with_workflow_version(self, version: int) -> Workflow[S]:
         """Stamp checkpoint rows with ``version``; resume refuses a log of another one."""
         if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**31:
@@ -525,17 +616,51 @@ class Workflow(Generic[S]):
             return ConfigurationError(
                 "Workflow has no exit states defined — orchestration may loop forever"
             )
-        for entry in self._entries.values():
+        for state, entry in self._entries.items():
             if entry.kind == SPLIT:
                 err = join_config_error(entry.join, self._is_known)
                 if err is not None:
                     return err
+            err = self._data_error(state, entry)
+            if err is not None:
+                return err
         problems = transition_problems(self._entries, self._exit_set)
         if problems:
             listed = "".join(f"\n  - {p}" for p in problems)
             return ConfigurationError(
                 f"Workflow declared transitions: {len(problems)} problem(s):{listed}"
             )
+        return None
+
+    def _data_error(self, state: Any, entry: Entry) -> ConfigurationError | None:
+        """A task taking the run data on a workflow that declares none, or whose data
+        parameter is annotated with another type."""
+        tasks = entry.tasks if entry.kind == SPLIT else (entry.task,)
+        for task in tasks:
+            hooks = entry.data_hooks if entry.kind != SPLIT else data_hooks_of(task)
+            if not hooks:
+                continue
+            name = constant(task, "name")
+            hook = next(iter(hooks))
+            codec = self._codec
+            if codec is None:
+                return ConfigurationError(
+                    f"state {state.name}: task {name} takes run data (the extra parameter of "
+                    f"`{hook}`), but the workflow declares none: call with_run_data(Type)"
+                )
+            for hook, ann in hooks.items():
+                if ann is inspect.Parameter.empty or ann is Any or ann == "Any":
+                    continue
+                ok = ann is codec.type or getattr(ann, "__origin__", None) is codec.type
+                if isinstance(ann, str):
+                    bare = ann.strip("'\"").split("[", 1)[0].rsplit(".", 1)[-1]
+                    ok = bare in (codec.type.__name__, codec.type.__qualname__)
+                if not ok:
+                    shown = ann if isinstance(ann, str) else getattr(ann, "__qualname__", ann)
+                    return ConfigurationError(
+                        f"state {state.name}: the run data parameter of {name}.{hook} is "
+                        f"annotated {shown}, but the workflow's run data is {codec.name}"
+                    )
         return None
 
     def validate_initial_state(self, state: S) -> None:
@@ -588,15 +713,64 @@ class Workflow(Generic[S]):
         # compensation timeout is set: only per-compensator attempt timeouts apply
         return run
 
-    async def orchestrate(self, initial: S, cancel: CancellationToken | None = None) -> S:
+    def _start_data(self, data: Any, what: str) -> tuple[Any, Any]:
+        """``(value, tree)`` a new run starts with: a private copy of ``data`` (or of the
+        declared type's default), checked now."""
+        codec = self._codec
+        if codec is None:
+            if data is not _NO_DATA:
+                raise ConfigurationError(
+                    f"{what}(data=...): this workflow declares no run data; call "
+                    "with_run_data(Type) first"
+                )
+            return None, None
+        value = codec.default(what) if data is _NO_DATA else data
+        codec.check_value(value, what)
+        tree = codec.to_tree(value, "(initial data)")
+        return codec.from_tree(tree), tree
+
+    def _attach_data(self, run: Run, start: tuple[Any, Any]) -> Run:
+        if self._codec is not None:
+            run.codec = self._codec
+            run.data, run.tree = start
+        return run
+
+    async def orchestrate(
+        self, initial: S, cancel: CancellationToken | None = None, *, data: Any = _NO_DATA
+    ) -> S:
         """Run from ``initial`` to an exit state and return it.
 
         Raises the validation `ConfigurationError` or a resource's setup error raw;
         every failure inside the machine as `StateFailure` (or `CompensationFailed` for
         a dirty rollback). ``cancel`` ends the run with a wrapped `WorkflowCancelled`.
-        With a checkpoint store the run is claimed first (when the store can claim):
-        `RunClaimedError`, raw, if it is being run elsewhere.
+        ``data`` is the run data the run starts with (`with_run_data`; default: the
+        type built without arguments); the run works on its own copy, which `run`
+        returns at the end. With a checkpoint store the run is claimed first (when the
+        store can claim): `RunClaimedError`, raw, if it is being run elsewhere.
         """
+        state, _ = await self._orchestrate(initial, cancel, data, "orchestrate")
+        return state
+
+    @overload
+    async def run(
+        self, initial: S, *, data: D, cancel: CancellationToken | None = None
+    ) -> RunResult[S, D]: ...
+    @overload
+    async def run(
+        self, initial: S, *, cancel: CancellationToken | None = None
+    ) -> RunResult[S, Any]: ...
+    async def run(
+        self, initial: S, *, data: Any = _NO_DATA, cancel: CancellationToken | None = None
+    ) -> RunResult[S, Any]:
+        """`orchestrate`, returning a `RunResult`: the exit state and the final run data
+        (``None`` without `with_run_data`). Raises what `orchestrate` raises. Typed: with
+        ``data=Order(...)`` the result is a ``RunResult[S, Order]``."""
+        state, run = await self._orchestrate(initial, cancel, data, "run")
+        return RunResult(state, run.data)
+
+    async def _orchestrate(
+        self, initial: S, cancel: CancellationToken | None, data: Any, what: str
+    ) -> tuple[S, Run]:
         self.validate()
         self._check_initial(initial)
         if self._store is not None and self._workflow_id is None:
@@ -604,22 +778,26 @@ class Workflow(Generic[S]):
                 "a checkpoint store is attached but no workflow id: call "
                 "with_workflow_id(...) before orchestrate"
             )
+        start = self._start_data(data, what)
         claim = None
         if self._store is not None and self._workflow_id is not None:
             claim = await claim_run(self._store, self._workflow_id)
         try:
-            return await self._orchestrate_claimed(initial, cancel)
+            return await self._orchestrate_claimed(initial, cancel, start)
         finally:
             if claim is not None:
                 with anyio.CancelScope(shield=True):
                     await claim.release()
 
-    async def _orchestrate_claimed(self, initial: S, cancel: CancellationToken | None) -> S:
+    async def _orchestrate_claimed(
+        self, initial: S, cancel: CancellationToken | None, start: tuple[Any, Any]
+    ) -> tuple[S, Run]:
         """`orchestrate` once the run is claimed: set up, drive, tear down."""
         res = self._resources
         await res._setup(self._teardown_timeout, self._observers)
         try:
-            return await self._drive_measured(self._new_run(self._workflow_id, cancel), initial)
+            run = self._attach_data(self._new_run(self._workflow_id, cancel), start)
+            return await self._drive_measured(run, initial), run
         finally:  # each teardown is shielded and bounded on its own
             await res._teardown(self._teardown_timeout, self._observers)
 
@@ -627,7 +805,10 @@ class Workflow(Generic[S]):
         """Run the machine without validation and without resource setup/teardown: the
         scheduler's entry point (it validates and sets resources up once per
         scheduler). Honours the total timeout, the token and the checkpoint store."""
-        return await self._drive(self._new_run(self._workflow_id, cancel, "execute_flow"), initial)
+        run = self._new_run(self._workflow_id, cancel, "execute_flow")
+        if self._codec is not None:
+            self._attach_data(run, self._start_data(_NO_DATA, "execute_flow"))
+        return await self._drive(run, initial)
 
     async def _drive(self, run: Run, initial: S) -> S:
         """The loop, with enclosing-scope cancellation reported once and drained."""
@@ -692,7 +873,13 @@ class Workflow(Generic[S]):
             stack = list(run.stack)
             run.stack.clear()
             drain_started = anyio.current_time()
-            errors = await drain_stack(stack, self._compensators, self._resources, run.comp_budget)
+            errors = await drain_stack(
+                stack,
+                self._compensators,
+                self._resources,
+                run.comp_budget,
+                (run.codec, self._comp_data) if run.codec is not None else None,
+            )
             if not errors:
                 await clear_after_drain(self, run, drain_started)
 
@@ -702,8 +889,18 @@ class Workflow(Generic[S]):
         resource is set up, if another process or task is running it."""
         from ._resume import resume_from
 
-        result: S = await resume_from(self, workflow_id, cancel)
+        result: S = (await resume_from(self, workflow_id, cancel))[0]
         return result
+
+    async def resume(
+        self, workflow_id: str, *, cancel: CancellationToken | None = None
+    ) -> RunResult[S, Any]:
+        """`resume_from`, returning a `RunResult`: the exit state and the final run data
+        (restored from the log, then changed by the states that ran after the resume)."""
+        from ._resume import resume_from
+
+        state, run = await resume_from(self, workflow_id, cancel)
+        return RunResult(state, run.data)
 
     def run_sync(
         self,
@@ -711,22 +908,43 @@ class Workflow(Generic[S]):
         *,
         backend: Literal["asyncio", "trio"] | str = "asyncio",
         cancel: CancellationToken | None = None,
+        data: Any = _NO_DATA,
     ) -> S:
-        """`orchestrate` from synchronous code, on a fresh event loop (in async code,
-        ``await workflow.orchestrate(initial)`` instead)."""
-        started = []
+        """`orchestrate` from synchronous code, on a fresh event loop (``data``: the run
+        data to start with; `run_sync_result` also returns the final run data). In async
+        code, ``await workflow.orchestrate(initial)`` instead."""
+        result: S = _run_on_fresh_loop(
+            functools.partial(self.orchestrate, initial, cancel, data=data), backend, initial
+        )
+        return result
 
-        async def go() -> S:
-            started.append(True)
-            return await self.orchestrate(initial, cancel)
-
-        try:
-            result: S = anyio.run(go, backend=backend)
-        except RuntimeError as exc:
-            if started:
-                raise
-            raise RuntimeError(
-                f"run_sync cannot start an event loop inside a running one ({exc}); in "
-                f"async code use `await workflow.orchestrate({_state_name(initial)})`"
-            ) from exc
+    @overload
+    def run_sync_result(
+        self,
+        initial: S,
+        *,
+        backend: Literal["asyncio", "trio"] | str = "asyncio",
+        cancel: CancellationToken | None = None,
+        data: D,
+    ) -> RunResult[S, D]: ...
+    @overload
+    def run_sync_result(
+        self,
+        initial: S,
+        *,
+        backend: Literal["asyncio", "trio"] | str = "asyncio",
+        cancel: CancellationToken | None = None,
+    ) -> RunResult[S, Any]: ...
+    def run_sync_result(
+        self,
+        initial: S,
+        *,
+        backend: Literal["asyncio", "trio"] | str = "asyncio",
+        cancel: CancellationToken | None = None,
+        data: Any = _NO_DATA,
+    ) -> RunResult[S, Any]:
+        """`run` from synchronous code, on a fresh event loop."""
+        result: RunResult[S, Any] = _run_on_fresh_loop(
+            functools.partial(self.run, initial, data=data, cancel=cancel), backend, initial
+        )
         return result

@@ -115,7 +115,8 @@ def _insert_raw(
 ) -> None:
     conn = _raw(path)
     conn.execute(
-        "INSERT INTO cano_checkpoints VALUES ('run', ?, ?, 't', ?, ?, ?)",
+        "INSERT INTO cano_checkpoints (workflow_id, sequence, state, task_id, output_blob, kind, "
+        "workflow_version) VALUES ('run', ?, ?, 't', ?, ?, ?)",
         (sequence, state, blob, kind, version),
     )
     conn.close()

@@ -163,11 +163,12 @@ def test_function_task_errors() -> None:
     with pytest.raises(TaskDefinitionError, match="must be `async def`"):
         task(sync_fn)
 
-    async def two(a: object, b: object) -> Step:
+    async def three(a: object, b: object, c: object) -> Step:
         return Step.DONE
 
-    with pytest.raises(TaskDefinitionError, match="takes 2"):
-        task(two)
+    # two parameters are the Resources and the run data (docs/run-data.md)
+    with pytest.raises(TaskDefinitionError, match="takes 3"):
+        task(three)
     with pytest.raises(TaskDefinitionError):
         task(state=42)  # type: ignore[call-overload]
 
