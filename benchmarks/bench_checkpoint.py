@@ -58,8 +58,9 @@ class Loop(enum.Enum):
     DONE = enum.auto()
 
 
-def looping_workflow(steps: int) -> Workflow[Loop]:
-    """One state that re-enters itself ``steps`` times, then the exit."""
+def looping_workflow(steps: int, run_data: bool = False) -> Workflow[Loop]:
+    """One state that re-enters itself ``steps`` times, then the exit. With
+    ``run_data``, the run carries ~1 KB of run data and each step changes one field."""
 
     def make() -> Any:
         left = [steps]
@@ -69,18 +70,38 @@ def looping_workflow(steps: int) -> Workflow[Loop]:
             left[0] -= 1
             return Loop.STEP if left[0] > 0 else Loop.DONE
 
-        return step
+        @task(config=TaskConfig.minimal(), name="step")
+        async def step_with_data(res: Resources, data: dict[str, Any]) -> Loop:
+            data["counter"] += 1
+            left[0] -= 1
+            return Loop.STEP if left[0] > 0 else Loop.DONE
+
+        return step_with_data if run_data else step
 
     # a fresh counter per run: build lazily through a factory the caller invokes
-    return Workflow.bare().register(Loop.STEP, make()).add_exit_state(Loop.DONE)
+    wf = Workflow.bare()
+    if run_data:
+        wf = wf.with_run_data(dict)
+    return wf.register(Loop.STEP, make()).add_exit_state(Loop.DONE)
 
 
-async def _workflow_per_step(store: Any, steps: int, runs: int = 1) -> float:
+def run_data_1kb() -> dict[str, Any]:
+    """About 1 KB of JSON run data with a counter the steps change."""
+    return {"counter": 0, "items": [{"sku": f"sku-{i:05d}", "qty": i % 7} for i in range(33)]}
+
+
+async def _workflow_per_step(
+    store: Any, steps: int, runs: int = 1, run_data: bool = False
+) -> float:
     async def one(i: int) -> None:
-        wf = looping_workflow(steps)
+        wf = looping_workflow(steps, run_data)
         if store is not None:
             wf = wf.with_checkpoint_store(store).with_workflow_id(f"run-{uuid.uuid4().hex}-{i}")
-        assert await wf.orchestrate(Loop.STEP) is Loop.DONE
+        if run_data:
+            result = await wf.run(Loop.STEP, data=run_data_1kb())
+            assert result.state is Loop.DONE
+        else:
+            assert await wf.orchestrate(Loop.STEP) is Loop.DONE
 
     t0 = time.perf_counter()
     if runs == 1:
@@ -126,6 +147,10 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
         async with SqliteCheckpointStore(tmp / f"{uuid.uuid4().hex}.db") as store:
             return await _workflow_per_step(store, n)
 
+    async def workflow_data() -> float:
+        async with SqliteCheckpointStore(tmp / f"{uuid.uuid4().hex}.db") as store:
+            return await _workflow_per_step(store, n, run_data=True)
+
     async def floor_b_concurrent() -> float:
         conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
         limiter = anyio.CapacityLimiter(1)
@@ -156,6 +181,7 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
             "floor (b)": floor_b,
             "no store": no_store,
             "workflow": workflow,
+            "workflow + 1 KB run data": workflow_data,
             "16: floor (b)": floor_b_concurrent,
             "16: workflow": workflow_concurrent,
         },
@@ -219,6 +245,10 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
         async with PostgresCheckpointStore(dsn, table=fresh_table()) as store:
             return await _workflow_per_step(store, n)
 
+    async def workflow_data() -> float:
+        async with PostgresCheckpointStore(dsn, table=fresh_table()) as store:
+            return await _workflow_per_step(store, n, run_data=True)
+
     async def floor_b_concurrent() -> float:
         sql = PG_INSERT.format(t=fresh_table())
         limiter = anyio.CapacityLimiter(1)
@@ -250,6 +280,7 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
                 "floor (b)": floor_b,
                 "no store": no_store,
                 "workflow": workflow,
+                "workflow + 1 KB run data": workflow_data,
                 "16: floor (b)": floor_b_concurrent,
                 "16: workflow": workflow_concurrent,
             },
@@ -277,6 +308,12 @@ def _report(title: str, f: dict[str, float]) -> None:
         f"  workflow checkpointing every state             {w * 1e6:9.1f} us/step"
         f"   {w / b:5.2f}x (b)  {w / a:5.2f}x (a)"
         + (f"  {w / f['floor (a1)']:5.2f}x (a1)" if "floor (a1)" in f else "")
+    )
+    wd = f["workflow + 1 KB run data"]
+    print(
+        f"  the same with ~1 KB of run data                {wd * 1e6:9.1f} us/step"
+        f"   {wd / b:5.2f}x (b)  {wd / a:5.2f}x (a)"
+        + (f"  {wd / f['floor (a1)']:5.2f}x (a1)" if "floor (a1)" in f else "")
     )
     print(f"  16 runs: floor (b), one commit per step        {cb * 1e6:9.1f} us/step")
     print(

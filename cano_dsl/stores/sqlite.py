@@ -763,8 +763,8 @@ def _pages(op: Op) -> int:
     if op.kind is not OpKind.APPEND:
         return 1
     row: CheckpointRow = op.args[1]
-    blob = row.output_blob
-    return 2 + (len(blob) // _PAGE if blob else 0)
+    size = len(row.output_blob or b"") + len(row.data_patch or b"")
+    return 2 + size // _PAGE
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:
