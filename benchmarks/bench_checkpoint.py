@@ -15,9 +15,10 @@ moving to an exit state, so every step is: engine loop iteration + one checkpoin
 
 The SQLite store commits a sequential run's appends on the loop thread (inline, see
 docs/checkpoint-stores.md), so it can come close to floor (a). The PostgreSQL store
-keeps every call in a worker thread (a network wait must never block the loop); its
-single appends run in autocommit mode, one round trip, so for PostgreSQL floor (a) is
-also shown as one autocommit INSERT per step ("floor (a1)").
+keeps every call in a worker thread (a network wait must never block the loop) and
+commits with an explicit COMMIT (BEGIN, INSERT, COMMIT: an INSERT that reached a server
+which then froze must not commit by itself after its caller gave up). "floor (a1)",
+one autocommit INSERT per step on the loop thread, shows what one round trip costs.
 
 and 16 workflows running concurrently (distinct ids, one shared store: group commit)
 against floor (b) serialised by a ``CapacityLimiter(1)``. The same workflow without a

@@ -285,13 +285,8 @@ class PostgresCheckpointStore(BatchedStore):
     def _attempt(self, conn: Any, ops: Sequence[Op]) -> Op | None:
         """One transaction over ``ops``: ``None`` when every op has its outcome, or the op
         whose failure rolled the transaction back (failed already; the rest are to be
-        run again). A single op runs in autocommit mode: one round trip."""
+        run again)."""
         current: Op | None = None
-        # one op: autocommit, so the statement is its own transaction (one round trip
-        # instead of BEGIN, statement, COMMIT); the connection is idle between batches
-        alone = len(ops) == 1
-        if alone:
-            conn.autocommit = True
         try:
             with conn.cursor() as cur:
                 for op in ops:
@@ -321,12 +316,6 @@ class PostgresCheckpointStore(BatchedStore):
             for op in ops:
                 if op.is_write or not op.resolved:
                     op.fail(err)
-        finally:
-            if alone and self._conn is conn:
-                try:
-                    conn.autocommit = False
-                except self._pg.Error:
-                    self._drop_connection()
         return None
 
     def _op_error(self, op: Op, exc: BaseException) -> CheckpointStoreError:
