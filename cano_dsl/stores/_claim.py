@@ -379,7 +379,12 @@ class PgClaims:
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
             self._close_connection()
-            self._conn = conn = self._connect()
+            try:
+                self._conn = conn = self._connect()
+            except self._errors as exc:
+                raise CheckpointStoreError(
+                    f"postgres {self._where}: cannot connect (to claim a run): {exc}"
+                ) from exc
         return conn
 
     def _close_connection(self) -> None:
