@@ -19,14 +19,14 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .._errors import CheckpointStoreError
 from ..stores._codec import decode_row, row_params
 from ..stores._row import CheckpointRow
 from ._record import FleetError, RunRecord, RunStatus
 
-__all__ = ["FleetDb", "db_for_store"]
+__all__ = ["FleetDb", "Op", "OpFailed", "db_for_store"]
 
 _T = TypeVar("_T")
 _LOCK_KEY = 0x63616E6F5F647331  # the PostgreSQL store's schema advisory lock key
@@ -40,6 +40,43 @@ _COLUMNS = (
 
 class Fenced(Exception):
     """A write under a lease that is no longer the run's current lease."""
+
+
+class Op(Generic[_T]):
+    """One statement's worth of work for `FleetDb.batch`: on SQLite ``run(cursor)``;
+    on PostgreSQL the single statement ``sql`` with ``params``, whose result
+    ``decode(cursor)`` reads. A PostgreSQL batch sends every op's statement and the
+    ``COMMIT`` in one pipeline (one round trip for the whole batch)."""
+
+    __slots__ = ("decode", "params", "run", "sql")
+
+    def __init__(
+        self,
+        run: Callable[[Any], _T],
+        sql: str,
+        params: Sequence[Any],
+        decode: Callable[[Any], _T],
+    ) -> None:
+        self.run = run
+        self.sql = sql
+        self.params = params
+        self.decode = decode
+
+    def __call__(self, cur: Any) -> _T:
+        if self.sql:
+            cur.execute(self.sql, self.params)
+            return self.decode(cur)
+        return self.run(cur)
+
+
+class OpFailed:
+    """The result of an op of a batch whose result could not be read (the others'
+    stand: their statements committed)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class FleetDb:
@@ -548,13 +585,44 @@ class FleetDb:
 
     def batch(self, ops: Sequence[Callable[[Any], Any]]) -> list[Any]:
         """Run ``ops`` (from the ``*_op`` methods) in one transaction: one commit for
-        all of them (group commit across runs)."""
-        return self.tx(f"batch of {len(ops)}", lambda cur: [op(cur) for op in ops])
+        all of them (group commit across runs). On PostgreSQL every op is an `Op`, sent
+        in one pipeline with the ``BEGIN`` and the ``COMMIT``: one round trip for the
+        batch. An op whose result cannot be decoded yields an `OpFailed`."""
+        what = f"batch of {len(ops)}"
+        if self.dialect != "postgres" or not all(isinstance(op, Op) and op.sql for op in ops):
+            return self.tx(what, lambda cur: [_guarded(op, cur) for op in ops])
 
-    def fenced_append_op(
-        self, run_id: str, owner: str, epoch: int, row: CheckpointRow
-    ) -> Callable[[Any], str]:
-        """`fenced_append` as an op for `batch`."""
+        def body(cur: Any) -> list[Any]:
+            conn = cur.connection
+            cursors = []
+            try:
+                with conn.pipeline():
+                    for op in ops:
+                        assert isinstance(op, Op)
+                        c = conn.cursor()
+                        cursors.append(c)
+                        c.execute(op.sql, op.params)
+                    conn.commit()
+                out: list[Any] = []
+                for op, c in zip(ops, cursors, strict=True):
+                    assert isinstance(op, Op)
+                    try:
+                        out.append(op.decode(c))
+                    except FleetError as exc:
+                        out.append(OpFailed(exc))
+                return out
+            finally:
+                for c in cursors:
+                    c.close()
+
+        return self.tx(what, body)
+
+    def fenced_append_op(self, run_id: str, owner: str, epoch: int, row: CheckpointRow) -> Op[str]:
+        """`fenced_append` as an op for `batch`. On PostgreSQL one statement: the
+        lease row is read ``FOR SHARE`` (so a takeover's epoch bump waits for this
+        insert's commit, and an insert after the bump sees the new epoch) and the row
+        is inserted only if the lease matched."""
+        params = row_params(run_id, row)
 
         def body(cur: Any) -> str:
             if not self._owns(cur, run_id, owner, epoch):
@@ -566,34 +634,58 @@ class FleetDb:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (workflow_id, sequence) DO NOTHING"
                 ),
-                row_params(run_id, row),
+                params,
             )
             return "ok" if cur.rowcount == 1 else "conflict"
 
-        return body
+        if self.dialect != "postgres":
+            return Op(body, "", (), body)
 
-    def load(self, run_id: str) -> list[CheckpointRow]:
-        """``run_id``'s checkpoint rows, in sequence order."""
+        def decode(cur: Any) -> str:
+            leased, inserted = cur.fetchone()
+            if not leased:
+                return "fenced"
+            return "ok" if inserted else "conflict"
+
+        sql = (
+            f"WITH lease AS (SELECT 1 FROM {self.runs} WHERE run_id = %s AND owner = %s "
+            "AND epoch = %s AND status = 'running' FOR SHARE), "
+            f"ins AS (INSERT INTO {self.checkpoints} (workflow_id, sequence, state, task_id, "
+            "output_blob, kind, workflow_version, data_patch) "
+            "SELECT %s::text, %s::bigint, %s::text, %s::text, %s::bytea, %s::smallint, "
+            "%s::bigint, %s::bytea FROM lease "
+            "ON CONFLICT (workflow_id, sequence) DO NOTHING RETURNING 1) "
+            "SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM ins)"
+        )
+        return Op(body, sql, (run_id, owner, epoch, *params), decode)
+
+    def load_op(self, run_id: str) -> Op[list[CheckpointRow]]:
+        """`load` as an op for `batch`."""
         cast = (
             "state, task_id"
             if self.dialect == "postgres"
             else "CAST(state AS BLOB), " + ("CAST(task_id AS BLOB)")
         )
+        sql = self._sql(
+            f"SELECT sequence, {cast}, output_blob, kind, workflow_version, data_patch "
+            f"FROM {self.checkpoints} WHERE workflow_id = ? ORDER BY sequence"
+        )
 
-        def body(cur: Any) -> list[CheckpointRow]:
-            cur.execute(
-                self._sql(
-                    f"SELECT sequence, {cast}, output_blob, kind, workflow_version, data_patch "
-                    f"FROM {self.checkpoints} WHERE workflow_id = ? ORDER BY sequence"
-                ),
-                (run_id,),
-            )
+        def decode(cur: Any) -> list[CheckpointRow]:
             try:
                 return [decode_row(run_id, *values) for values in cur.fetchall()]
             except CheckpointStoreError as exc:
                 raise FleetError(str(exc)) from exc
 
-        return self.tx(f"load {run_id!r}", body, write=False)
+        def body(cur: Any) -> list[CheckpointRow]:
+            cur.execute(sql, (run_id,))
+            return decode(cur)
+
+        return Op(body, sql, (run_id,), decode)
+
+    def load(self, run_id: str) -> list[CheckpointRow]:
+        """``run_id``'s checkpoint rows, in sequence order."""
+        return self.tx(f"load {run_id!r}", self.load_op(run_id), write=False)
 
     def finish_op(
         self,
@@ -606,30 +698,21 @@ class FleetDb:
         result_data: str | None = None,
         error: tuple[str, str, str | None] | None = None,
         clear_log: bool = False,
-    ) -> Callable[[Any], bool]:
-        """`finish` as an op for `batch`."""
+    ) -> Op[bool]:
+        """`finish` as an op for `batch` (on PostgreSQL one statement: the final
+        record and, if ``clear_log``, the log's deletion)."""
         category, message, state = error if error is not None else (None, None, None)
+        setting = (
+            f"UPDATE {self.runs} SET status = ?, finished_at = {self.now}, owner = NULL, "
+            "lease_expires = NULL, exit_state = ?, result_data = ?, "
+            "error_category = ?, error_message = ?, error_state = ? "
+            "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'running'"
+        )
+        params: tuple[Any, ...] = (status.value, exit_state, result_data, category, message)
+        params += (state, run_id, owner, epoch)
 
         def body(cur: Any) -> bool:
-            cur.execute(
-                self._sql(
-                    f"UPDATE {self.runs} SET status = ?, finished_at = {self.now}, owner = NULL, "
-                    "lease_expires = NULL, exit_state = ?, result_data = ?, "
-                    "error_category = ?, error_message = ?, error_state = ? "
-                    "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'running'"
-                ),
-                (
-                    status.value,
-                    exit_state,
-                    result_data,
-                    category,
-                    message,
-                    state,
-                    run_id,
-                    owner,
-                    epoch,
-                ),
-            )
+            cur.execute(self._sql(setting), params)
             if cur.rowcount != 1:
                 return False
             if clear_log:
@@ -638,7 +721,20 @@ class FleetDb:
                 )
             return True
 
-        return body
+        if self.dialect != "postgres":
+            return Op(body, "", (), body)
+
+        def decode(cur: Any) -> bool:
+            (done,) = cur.fetchone()
+            return bool(done == 1)
+
+        sql = (
+            f"WITH done AS ({self._sql(setting)} RETURNING run_id), "
+            f"gone AS (DELETE FROM {self.checkpoints} WHERE %s::boolean "
+            "AND workflow_id IN (SELECT run_id FROM done)) "
+            "SELECT count(*) FROM done"
+        )
+        return Op(body, sql, (*params, clear_log), decode)
 
     def finish(
         self,
@@ -700,6 +796,13 @@ class FleetDb:
                 cur.execute("SELECT pg_notify(%s, %s)", (self.runs, ""))
 
         self.tx("release runs", body)
+
+
+def _guarded(op: Callable[[Any], Any], cur: Any) -> Any:
+    try:
+        return op(cur)
+    except FleetError as exc:  # a result that cannot be decoded; not a database error
+        return OpFailed(exc)
 
 
 def _close(conn: Any) -> None:

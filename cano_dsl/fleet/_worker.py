@@ -20,7 +20,7 @@ from .._errors import ConfigurationError, category_of
 from .._state import label
 from ..stores._row import CheckpointRow
 from ..workflow import Workflow
-from ._db import FleetDb
+from ._db import FleetDb, OpFailed
 from ._fleet import Fleet
 from ._record import FleetError, RunRecord, RunStatus
 
@@ -142,7 +142,10 @@ class _GroupCommit:
                                 s.fail(exc)
                         else:
                             for (_, s), result in zip(batch, results, strict=True):
-                                s.succeed(result)
+                                if isinstance(result, OpFailed):
+                                    s.fail(result.error)
+                                else:
+                                    s.succeed(result)
             finally:
                 self._leading = False
         await slot.done.wait()
@@ -486,9 +489,9 @@ class Worker:
             codec = wf._codec
             if held.lost:
                 raise _LeaseLost
-            rows = await _patiently(
-                held, self._lease, lambda: anyio.to_thread.run_sync(self._db.load, rid)
-            )
+            # through the group commit: one round trip shared with other runs' writes
+            load = self._db.load_op(rid)
+            rows = await _patiently(held, self._lease, lambda: self._commits.run(load))
             if rows:
                 result = await wf.resume(rid, cancel=held.token)
             else:
