@@ -304,6 +304,46 @@ class FleetDb:
 
         return self.tx(f"enqueue {run_id!r}", body)
 
+    def enqueue_many(
+        self, rows: Sequence[tuple[str, str, int | None, str, int, str, str]]
+    ) -> list[bool]:
+        """Insert queued runs ``(run_id, workflow_name, version, queue, priority,
+        initial_state, data)`` in one transaction, each unless its ``run_id`` exists;
+        whether each one is new. PostgreSQL pipelines the inserts (one round trip)."""
+        sql = self._sql(
+            f"INSERT INTO {self.runs} (run_id, workflow_name, workflow_version, queue, "
+            "priority, status, initial_state, data, created_at) "
+            f"VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, {self.now}) "
+            "ON CONFLICT (run_id) DO NOTHING RETURNING 1"
+        )
+
+        def body(cur: Any) -> list[bool]:
+            if self.dialect != "postgres":
+                out = []
+                for row in rows:
+                    cur.execute(sql, row)
+                    out.append(cur.fetchone() is not None)
+                return out
+            conn = cur.connection
+            cursors = []
+            try:
+                with conn.pipeline():
+                    for row in rows:
+                        c = conn.cursor()
+                        cursors.append(c)
+                        c.execute(sql, row)
+                    for queue in sorted({row[3] for row in rows}):
+                        cur.execute("SELECT pg_notify(%s, %s)", (self.runs, queue))
+                    conn.commit()
+                return [c.fetchone() is not None for c in cursors]
+            finally:
+                for c in cursors:
+                    c.close()
+
+        if not rows:
+            return []
+        return self.tx(f"enqueue {len(rows)} runs", body)
+
     def get(self, run_id: str) -> RunRecord | None:
         """The run ``run_id``, or ``None``."""
         return self.tx(f"get {run_id!r}", lambda cur: self._fetch(cur, run_id), write=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import enum
 import json
@@ -45,6 +46,19 @@ def _name(value: object, what: str) -> str:
     if not isinstance(value, str) or not value or "\x00" in value:
         raise ConfigurationError(f"{what} must be a non-empty str without NUL, got {value!r}")
     return value
+
+
+def _json_items(data: Iterable[Any]) -> list[str]:
+    blobs: list[str] = []
+    for i, item in enumerate(data):
+        try:
+            blobs.append(json.dumps(item, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"enqueue_many: data[{i}] must be a JSON value (dict, list, str, int, "
+                f"float, bool, None): {exc}"
+            ) from exc
+    return blobs
 
 
 def _int(value: object, what: str) -> int:
@@ -246,6 +260,52 @@ class Fleet:
         key = scheduled_at.astimezone(datetime.timezone.utc).isoformat()
         flow = _name(flow_id, "take_fire: flow_id")
         return await self._call(lambda: self._db.take_fire(flow, key))
+
+    async def enqueue_many(
+        self,
+        workflow_name: str,
+        initial_state: object,
+        data: Iterable[Any],
+        *,
+        run_ids: Iterable[str] | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        version: int | None = None,
+    ) -> builtins.list[RunHandle]:
+        """Queue one run of ``workflow_name`` at ``initial_state`` per item of ``data``
+        (each a JSON value, as in `enqueue`), all in one transaction (on PostgreSQL one
+        round trip), and return their handles in order: many times faster than as many
+        `enqueue` calls. ``run_ids`` (as many workflow ids as ``data`` has items)
+        makes each one idempotent like `enqueue`'s ``run_id``: a run whose id exists
+        is left alone and its handle has `RunHandle.created` ``False``; default fresh
+        UUIDs. ``queue``, ``priority`` and ``version`` apply to every run. Bad input
+        (any item) raises `ConfigurationError` before anything is written."""
+        name = _name(workflow_name, "enqueue_many: workflow_name")
+        state = _label(initial_state)
+        queue = _name(queue, "enqueue_many: queue")
+        priority = _int(priority, "enqueue_many: priority")
+        if version is not None:
+            version = _int(version, "enqueue_many: version")
+        blobs = _json_items(data)
+        if run_ids is None:
+            rids = [uuid.uuid4().hex for _ in blobs]
+        else:
+            if isinstance(run_ids, str):
+                raise ConfigurationError(
+                    "enqueue_many: run_ids must be an iterable of workflow ids, not a str"
+                )
+            rids = [check_workflow_id(r, "enqueue_many") for r in run_ids]
+            if len(rids) != len(blobs):
+                raise ConfigurationError(
+                    f"enqueue_many: run_ids has {len(rids)} ids for {len(blobs)} data items "
+                    "(one id per item)"
+                )
+        rows = [
+            (rid, name, version, queue, priority, state, blob)
+            for rid, blob in zip(rids, blobs, strict=True)
+        ]
+        created = await self._call(lambda: self._db.enqueue_many(rows))
+        return [RunHandle(self, rid, created=c) for rid, c in zip(rids, created, strict=True)]
 
 
 class RunHandle:
