@@ -7,7 +7,8 @@
 For each store (a SQLite file; PostgreSQL when ``CANO_DSL_TEST_POSTGRES_DSN`` is set):
 
 - **throughput**: ``--runs`` runs of a 3-state workflow (A → B → C → DONE), enqueued
-  from one client while 1 or 2 worker processes (``cano-dsl worker``) are idle and
+  from one client (``--enqueue-batch`` runs per `Fleet.enqueue_many` call, default 100;
+  1 for one `Fleet.enqueue` per run) while 1 or 2 worker processes (``cano-dsl worker``) are idle and
   waiting; the clock runs from the first enqueue until every run's record is final.
   Repeated with 1, 16, 64 and 256 runs in flight (the workers' ``--concurrency``, split
   between the processes). Every state's checkpoint row is committed before the next
@@ -145,13 +146,19 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-async def _throughput(kind: str, where: str, runs: int) -> tuple[float, float]:
-    """(enqueue runs/s, end-to-end runs/s) for ``runs`` runs."""
+async def _throughput(kind: str, where: str, runs: int, batch: int) -> tuple[float, float]:
+    """(enqueue runs/s, end-to-end runs/s) for ``runs`` runs, enqueued one `enqueue`
+    at a time (``batch`` 1) or ``batch`` at a time with `Fleet.enqueue_many`."""
     store = _make_store(kind, where)
     async with Fleet(store) as fleet:
         t0 = time.perf_counter()
-        for i in range(runs):
-            await fleet.enqueue("three", S.A, run_id=f"r{i}")
+        if batch <= 1:
+            for i in range(runs):
+                await fleet.enqueue("three", S.A, run_id=f"r{i}")
+        else:
+            for lo in range(0, runs, batch):
+                ids = [f"r{i}" for i in range(lo, min(runs, lo + batch))]
+                await fleet.enqueue_many("three", S.A, [None] * len(ids), run_ids=ids)
         enqueued = time.perf_counter() - t0
         while True:
             done = len(await fleet.list(status=["succeeded", "failed"], limit=10_000))
@@ -206,22 +213,36 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="in flight 16 and 64 only")
     parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument(
+        "--enqueue-batch",
+        type=int,
+        default=100,
+        help="runs per Fleet.enqueue_many call (1: one Fleet.enqueue per run)",
+    )
+    parser.add_argument("--procs", default="1,2", help="worker process counts")
+    parser.add_argument("--levels", default="", help="in-flight levels, e.g. 16,64")
     args = parser.parse_args()
     kinds = [k for k in args.stores.split(",") if k]
     if "postgres" in kinds and not os.environ.get("CANO_DSL_TEST_POSTGRES_DSN"):
         kinds.remove("postgres")
     levels = [16, 64] if args.quick else [1, 16, 64, 256]
+    if args.levels:
+        levels = [int(x) for x in args.levels.split(",")]
+    procs_list = [int(x) for x in args.procs.split(",")]
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         for kind in kinds:
-            print(f"== {kind}: {args.runs} runs of a 3-state workflow, best of {args.repeat}")
+            print(
+                f"== {kind}: {args.runs} runs of a 3-state workflow, best of {args.repeat}, "
+                f"enqueued {args.enqueue_batch} per call"
+            )
             where = _fresh(kind, tmp)
             try:
                 base = anyio.run(_baseline, kind, where, min(args.runs, 500))
             finally:
                 _drop(kind, where)
             print(f"orchestrate, one run at a time, this process: {base:8.0f} runs/s")
-            for procs in (1, 2):
+            for procs in procs_list:
                 for inflight in levels:
                     if inflight < procs:
                         continue
@@ -233,7 +254,9 @@ def main() -> None:
                             workers = _workers(kind, where, procs, inflight // procs)
                             time.sleep(2.0)  # started and idle
                             try:
-                                got = anyio.run(_throughput, kind, where, args.runs)
+                                got = anyio.run(
+                                    _throughput, kind, where, args.runs, args.enqueue_batch
+                                )
                             finally:
                                 _stop(workers)
                         finally:

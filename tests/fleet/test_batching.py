@@ -176,3 +176,22 @@ async def test_no_takeover_while_a_fenced_append_is_in_flight(fleet: Fleet, stor
     finally:
         old.close()
         new.close()
+
+
+async def test_one_claim_takes_many_in_priority_then_fifo_order(
+    fleet: Fleet, store_url: str
+) -> None:
+    for i, prio in enumerate([0, 5, 0, 2, 5, 0]):
+        await fleet.enqueue("steps", "A", run_id=f"r{i}", priority=prio)
+    await fleet.set_queue_limits("other", max_running=1)  # a limited queue elsewhere
+    db = db_for_store(make_store(store_url))
+    try:
+        got = db.claim("w", 4, 30, ["steps"], None)
+        assert [r.run_id for r in got] == ["r1", "r4", "r3", "r0"]
+        assert all(r.owner == "w" and r.epoch == 1 for r in got)
+        await fleet.set_queue_limits("other")  # no limits anywhere now
+        rest = db.claim("w", 4, 30, ["steps"], None)
+        assert [r.run_id for r in rest] == ["r2", "r5"]
+        assert db.claim("w", 4, 30, ["steps"], None) == []
+    finally:
+        db.close()
