@@ -18,6 +18,11 @@ For each store (a SQLite file; PostgreSQL when ``CANO_DSL_TEST_POSTGRES_DSN`` is
 - **baseline**: the same workflow run with `orchestrate` on the same store, one run
   at a time, in this process (runs/s), for the per-state cost comparison.
 
+With ``--peers dbos,procrastinate`` (PostgreSQL; the ``bench`` extra), each throughput
+row is followed by the same measurement of a DBOS queue running a 3-step workflow and
+of procrastinate running a one-step job (deferred one at a time), on the same server,
+in a database of their own, one system at a time.
+
 Best of ``--repeat`` (default 2) per figure; a shared, noisy machine: ±30 %.
 """
 
@@ -210,6 +215,25 @@ async def _baseline(kind: str, where: str, runs: int) -> float:
     return runs / elapsed
 
 
+def _peer_rows(peers: list[str], procs: int, inflight: int, runs: int) -> None:
+    """Measure each peer at the same worker processes and in-flight level."""
+    from benchmarks import _peers
+
+    dsn = os.environ["CANO_DSL_TEST_POSTGRES_DSN"]
+    for peer in peers:
+        measure = {"dbos": _peers.measure_dbos, "procrastinate": _peers.measure_procrastinate}
+        try:
+            enq, e2e = measure[peer](dsn, procs, inflight, runs)
+        except Exception as exc:  # a peer that cannot run here: say why
+            print(f"  {peer}: cannot run: {type(exc).__name__}: {exc}")
+            continue
+        unit = "3-step workflows/s" if peer == "dbos" else "one-step jobs/s"
+        print(
+            f"  {peer:13s} {procs} worker(s), {inflight:3d} in flight: "
+            f"{e2e:8.0f} {unit} end to end (enqueue alone {enq:6.0f}/s, one at a time)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2000)
@@ -225,8 +249,15 @@ def main() -> None:
     )
     parser.add_argument("--procs", default="1,2", help="worker process counts")
     parser.add_argument("--levels", default="", help="in-flight levels, e.g. 16,64")
+    parser.add_argument(
+        "--peers",
+        default="",
+        help="also measure these on the PostgreSQL server, alternately with the fleet: "
+        "dbos,procrastinate (the bench extra)",
+    )
     args = parser.parse_args()
     kinds = [k for k in args.stores.split(",") if k]
+    peers = [p for p in args.peers.split(",") if p]
     if "postgres" in kinds and not os.environ.get("CANO_DSL_TEST_POSTGRES_DSN"):
         kinds.remove("postgres")
     levels = [16, 64] if args.quick else [1, 16, 64, 256]
@@ -270,6 +301,8 @@ def main() -> None:
                         f"{procs} worker(s), {inflight:3d} in flight: "
                         f"{best[1]:8.0f} runs/s end to end (enqueue alone {best[0]:6.0f}/s)"
                     )
+                    if kind == "postgres":
+                        _peer_rows(peers, procs, inflight, args.runs)
             where = _fresh(kind, tmp)
             try:
                 anyio.run(_ready, kind, where)
