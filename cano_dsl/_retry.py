@@ -62,6 +62,22 @@ def _admit(breaker: Any, sink: Any, observers: Sequence[Any], task_id: str) -> A
         raise
 
 
+def _failed(permit: Any, sink: Any) -> None:
+    """An attempt failed: tell the breaker's permit (if any) and count it."""
+    if permit is not None:
+        permit.record_failure()
+    if sink is not None:
+        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+
+
+def _completed(permit: Any, sink: Any) -> None:
+    """An attempt returned: tell the breaker's permit (if any) and count it."""
+    if permit is not None:
+        permit.record_success()
+    if sink is not None:
+        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+
+
 def _raise_if_done(exc: BaseException, attempt: int, max_attempts: int) -> None:
     """End the loop after ``attempt`` failed attempts, the last with ``exc``: ``exc`` raw
     when flagged final or when only one attempt is allowed, `RetryExhausted` once the
@@ -137,10 +153,7 @@ async def run_attempts(
         try:
             result = await _one_attempt(fn, timeout, timeout_message)
         except Exception as exc:
-            if permit is not None:
-                permit.record_failure()
-            if sink is not None:
-                sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+            _failed(permit, sink)
             attempt += 1
             _raise_if_done(exc, attempt, max_attempts)
             await _before_next(observers, task_id, attempt, mode.delay_for_attempt(attempt - 1))
@@ -150,10 +163,7 @@ async def run_attempts(
             if permit is not None:
                 permit.record_failure()
             raise
-        if permit is not None:
-            permit.record_success()
-        if sink is not None:
-            sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+        _completed(permit, sink)
         return result
 
 
@@ -193,10 +203,7 @@ async def _traced_attempts(
                 try:
                     result = await _one_attempt(fn, timeout, timeout_message)
                 except Exception as exc:
-                    if permit is not None:
-                        permit.record_failure()
-                    if sink is not None:
-                        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+                    _failed(permit, sink)
                     span.set_attribute(
                         "outcome", "timed_out" if isinstance(exc, TaskTimeout) else "failed"
                     )
@@ -213,9 +220,6 @@ async def _traced_attempts(
                     raise
                 else:
                     span.set_attribute("outcome", "completed")
-                    if permit is not None:
-                        permit.record_success()
-                    if sink is not None:
-                        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+                    _completed(permit, sink)
                     return result
             await _before_next(observers, task_id, attempt, delay)
