@@ -354,9 +354,159 @@ class DataCodec:
                 f"encoded: {why}"
             ) from None
 
+    def update(self, old: Tree, value: Any, state: str) -> Tree:
+        """The tree of ``value``, given ``old``, the tree it had before the task ran.
+
+        Returns ``old`` itself when nothing changed; otherwise a new tree that shares
+        every unchanged subtree with ``old`` (trees are never modified in place, so the
+        sharing is safe and a later `diff` short-circuits on ``is``). Only the parts
+        that differ are walked and only new parts are encoded; a value the fast walk
+        cannot judge (non-str keys, a container subclass, a reference cycle, very deep
+        nesting) falls back to the full encode, so the result and the errors
+        (`RunDataError` naming the state and field) are those of `to_tree`.
+        """
+        try:
+            return _update(old, value, [], state)
+        except (_Slow, RecursionError):
+            tree = self.to_tree(value, state)
+            return old if tree == old and _strict_equal(tree, old) else tree
+
     def from_tree(self, tree: Tree) -> Any:
         """A fresh value built from ``tree`` (the tree is not shared)."""
         return self.structure(tree)
+
+
+# -- the incremental converter (live value against the tree it had) ------------------
+
+
+class _Slow(Exception):
+    """The fast walk cannot judge this value: use the full encode."""
+
+
+_MISSING: Any = object()
+_LEAF_TYPES = frozenset({str, int, bool, type(None)})
+# attrs / dataclass field names per class, resolved once
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_of(cls: type) -> tuple[str, ...] | None:
+    names = _FIELDS.get(cls)
+    if names is None:
+        if attrs.has(cls):
+            names = tuple(f.name for f in attrs.fields(cls))
+        elif dataclasses.is_dataclass(cls):
+            names = tuple(f.name for f in dataclasses.fields(cls))
+        else:
+            return None
+        _FIELDS[cls] = names
+    return names
+
+
+def _fresh(value: Any, path: Path, state: str) -> Tree:
+    """A new subtree for ``value`` at ``path`` (encoded through the JSON module)."""
+    try:
+        return json.loads(_ENCODE(value))
+    except (TypeError, ValueError, RecursionError) as exc:
+        found = _find_bad(value, [], set())
+        where, why = found if found else ([], str(exc))
+        raise RunDataError(
+            f"run data after state {state}: field `{format_path([*path, *where])}` cannot "
+            f"be encoded: {why}"
+        ) from None
+
+
+def _strict_equal(a: Tree, b: Tree) -> bool:
+    """``a == b`` between two JSON trees, also telling ``1``, ``1.0`` and ``True`` apart
+    (Python's ``==`` does not)."""
+    ta = type(a)
+    if ta is not type(b):
+        return False
+    if ta is dict:
+        return all(_strict_equal(v, b[k]) for k, v in a.items())
+    if ta is list:
+        return all(_strict_equal(x, y) for x, y in zip(a, b, strict=True))
+    return True
+
+
+def _update(old: Tree, value: Any, path: Path, state: str) -> Tree:
+    tv = type(value)
+    if tv in _LEAF_TYPES:
+        if type(old) is tv and old == value:
+            return old
+        return value
+    if tv is float:
+        if type(old) is float and old == value:
+            return old
+        if value != value or value in (float("inf"), float("-inf")):
+            return _fresh(value, path, state)  # raises, naming the field
+        return value
+    if tv is dict:
+        if type(old) is not dict:
+            return _fresh(value, path, state)
+        if value == old:
+            return old
+        out: dict[str, Any] = {}
+        changed = len(value) != len(old)
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _Slow
+            o = old.get(k, _MISSING)
+            if o is _MISSING:
+                n = _fresh(v, [*path, k], state)
+                changed = True
+            elif v is o:
+                n = o
+            else:
+                n = _update(o, v, [*path, k], state)
+                if n is not o:
+                    changed = True
+            out[k] = n
+        return out if changed else old
+    if tv is list:
+        if type(old) is not list:
+            return _fresh(value, path, state)
+        if value == old:
+            return old
+        items: list[Any] = []
+        changed = len(value) != len(old)
+        n_old = len(old)
+        for i, v in enumerate(value):
+            if i < n_old:
+                o = old[i]
+                n = o if v is o else _update(o, v, [*path, i], state)
+                if n is not o:
+                    changed = True
+            else:
+                n = _fresh(v, [*path, i], state)
+            items.append(n)
+        return items if changed else old
+    names = _fields_of(tv)
+    if names is not None:
+        if type(old) is not dict:
+            return _fresh(value, path, state)
+        out = {}
+        changed = len(names) != len(old)
+        for name in names:
+            v = getattr(value, name)
+            o = old.get(name, _MISSING)
+            if o is _MISSING:
+                n = _fresh(v, [*path, name], state)
+                changed = True
+            elif v is o:
+                n = o
+            else:
+                n = _update(o, v, [*path, name], state)
+                if n is not o:
+                    changed = True
+            out[name] = n
+        return out if changed else old
+    if isinstance(value, (str, int, float)):
+        raise _Slow  # a str / int / float subclass (IntEnum, ...): as the encoder does
+    if isinstance(value, enum.Enum):
+        return old if old == value.name else value.name
+    if tv is tuple:
+        return _update(old, list(value), path, state)
+    raise _Slow
 
 
 # -- diff / patch / fold ------------------------------------------------------------------

@@ -19,7 +19,6 @@ cancel scope.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -103,24 +102,24 @@ def data_attempt(
 
 
 def settle(run: Run, state: Any) -> None:
-    """The task changed the run data: take its tree (`RunDataError` naming the state
-    and the field when it does not encode)."""
-    text = run.codec.encode(run.data, state.name)
-    if text != run.text:  # unchanged (a task that only read it): keep the tree
-        run.text = text
-        run.tree = json.loads(text)
+    """The task may have changed the run data: bring the tree up to date (`RunDataError`
+    naming the state and the field when it does not encode). Only what changed is
+    walked and encoded; the new tree shares the unchanged parts of the old one."""
+    run.tree = run.codec.update(run.tree, run.data, state.name)
 
 
 def untracked_change(run: Run, state: Any) -> RunDataError | None:
     """At the exit: the run data must be what the engine last saw; a change made outside
     a task that takes the data (through a kept reference) is reported, not lost."""
     try:
-        text = run.codec.encode(run.data, state.name)
+        tree = run.codec.update(run.tree, run.data, state.name)
     except RunDataError as exc:
         return exc
-    if text == run.text or json.loads(text) == run.tree:
+    if tree is run.tree:
         return None
-    ops = diff(run.tree, json.loads(text))
+    ops = diff(run.tree, tree)
+    if not ops:
+        return None
     fields = ", ".join(f"`{format_path(op[1])}`" for op in ops[:3])
     return RunDataError(
         f"run data changed outside a task that takes it (field(s) {fields}) before exit "
@@ -190,7 +189,7 @@ def merge_branches(run: Run, state: Any, entry: Entry, data: SplitData) -> None:
         value = data.values[i]
         if value is None:
             continue
-        tree = codec.to_tree(value, f"{state.name} (branch {i}: {names[i]})")
+        tree = codec.update(base, value, f"{state.name} (branch {i}: {names[i]})")
         ops = diff(base, tree)
         for j, other in changes:
             for op in ops:
@@ -211,7 +210,6 @@ def merge_branches(run: Run, state: Any, entry: Entry, data: SplitData) -> None:
     for _, ops in changes:
         merged = apply_ops(merged, ops)
     run.tree = merged
-    run.text = None
     run.data = codec.from_tree(merged)
 
 
