@@ -84,12 +84,13 @@ def message_of(exc: BaseException) -> str:
 
 
 def data_attempt(
-    run: Run, invoke: Callable[..., Awaitable[Any]], res: Any
+    run: Run, invoke: Callable[..., Awaitable[Any]], res: Any, failed: int = 0
 ) -> Callable[[], Awaitable[Any]]:
     """A thunk calling ``invoke(res, data)`` with the run data; every attempt after the
     first starts from a fresh copy of the data as of the state's entry (a failed
-    attempt's changes are discarded)."""
-    calls = 0
+    attempt's changes are discarded). ``failed``: attempts that already ran (the
+    engine's inline path runs the first one itself)."""
+    calls = failed
 
     async def attempt() -> Any:
         nonlocal calls
@@ -212,6 +213,9 @@ def merge_branches(run: Run, state: Any, entry: Entry, data: SplitData) -> None:
     run.tree = merged
     run.data = codec.from_tree(merged)
 
+
+# kinds whose plain data-taking tasks `fsm` runs inline (see `dispatch_single`)
+_DATA_INLINE_KINDS = frozenset({SINGLE, ROUTER})
 
 DISPATCHERS: dict[str, Dispatcher] = {
     SINGLE: dispatch_single,
@@ -619,6 +623,38 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
                     )
                 except Exception as exc2:
                     error = exc2
+            if error is not None:
+                raise await fail(wf, run, current, error)
+        elif (
+            inline
+            and with_data
+            and entry.invoke_data is not None
+            and entry.kind in _DATA_INLINE_KINDS
+            and entry.config.is_plain
+        ):
+            # the fast path of a plain task that takes the run data: attempt 1 inline on
+            # the live value; a failure hands over to the retry loop, whose attempts
+            # restart from the entry tree; then the tree catches up with what changed
+            error = None
+            invoke_data = entry.invoke_data
+            try:
+                nxt = await invoke_data(res, run.data)
+            except Exception as exc:
+                try:
+                    nxt = await run_attempts(
+                        entry.config,
+                        data_attempt(run, invoke_data, res, 1),
+                        1,
+                        task_id=entry.task_id,
+                        first_error=exc,
+                    )
+                except Exception as exc2:
+                    error = exc2
+            if error is None:
+                try:
+                    settle(run, current)
+                except RunDataError as exc:
+                    error = exc
             if error is not None:
                 raise await fail(wf, run, current, error)
         else:
