@@ -41,6 +41,7 @@ __all__ = [
     "encode_patch",
     "fold",
     "format_path",
+    "unseen_changes",
 ]
 
 S_co = TypeVar("S_co")
@@ -426,6 +427,28 @@ def _strict_equal(a: Tree, b: Tree) -> bool:
     if ta is list:
         return all(_strict_equal(x, y) for x, y in zip(a, b, strict=True))
     return True
+
+
+_NUMBERS = frozenset({int, float})
+
+
+def unseen_changes(new: Tree, old: Tree, path: Path, out: list[Path]) -> list[Path]:
+    """The paths where two trees that ``==`` calls equal still differ in a way that
+    matters: a bool where the other has a number (``True == 1``). ``1`` against ``1.0``
+    is not reported (a ``float`` field takes either)."""
+    tn, to = type(new), type(old)
+    if tn is not to:
+        if not (tn in _NUMBERS and to in _NUMBERS):
+            out.append(path)
+        return out
+    if tn is dict:
+        for k, v in new.items():
+            if k in old:
+                unseen_changes(v, old[k], [*path, k], out)
+    elif tn is list:
+        for i, (x, y) in enumerate(zip(new, old, strict=False)):
+            unseen_changes(x, y, [*path, i], out)
+    return out
 
 
 def _update(old: Tree, value: Any, path: Path, state: str) -> Tree:

@@ -43,7 +43,7 @@ from .._retry import run_attempts, run_with_retries
 from .._state import TaskResult
 from ..stores._row import CheckpointRow
 from ._compensation import drain_stack
-from ._data import RunDataError, diff, encode_patch, format_path, overlapping
+from ._data import RunDataError, diff, encode_patch, format_path, overlapping, unseen_changes
 from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, Entry, Run
 from ._split import SplitData, run_split
 
@@ -111,16 +111,27 @@ def settle(run: Run, state: Any) -> None:
 
 def untracked_change(run: Run, state: Any) -> RunDataError | None:
     """At the exit: the run data must be what the engine last saw; a change made outside
-    a task that takes the data (through a kept reference) is reported, not lost."""
+    a task that takes the data (through a kept reference) is reported, not lost. Once
+    per run, so this is the full check: the whole value is encoded (a value that does
+    not encode is reported even where it compares equal to what it replaced, such as
+    ``Decimal(1)`` for ``1``) and compared strictly (``True`` for ``1`` is reported:
+    the per-state walk compares with ``==``, which cannot see it)."""
     try:
-        tree = run.codec.update(run.tree, run.data, state.name)
+        tree = run.codec.to_tree(run.data, state.name)
     except RunDataError as exc:
         return exc
-    if tree is run.tree:
-        return None
-    ops = diff(run.tree, tree)
-    if not ops:
-        return None
+    old = run.tree
+    if tree == old:
+        unseen = unseen_changes(tree, old, [], [])
+        if not unseen:
+            return None
+        fields = ", ".join(f"`{format_path(p)}`" for p in unseen[:3])
+        return RunDataError(
+            f"run data field(s) {fields} changed between a bool and a number of equal "
+            f"value (such as 1 to True) before exit state {state.name}: such a change "
+            "compares equal, so it is not tracked; assign a value that differs"
+        )
+    ops = diff(old, tree)
     fields = ", ".join(f"`{format_path(op[1])}`" for op in ops[:3])
     return RunDataError(
         f"run data changed outside a task that takes it (field(s) {fields}) before exit "
