@@ -21,6 +21,8 @@ import dataclasses
 import enum
 import hashlib
 import json
+import math
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -386,21 +388,43 @@ class _Slow(Exception):
 
 _MISSING: Any = object()
 _LEAF_TYPES = frozenset({str, int, bool, type(None)})
-# attrs / dataclass field names per class, resolved once
-_FIELDS: dict[type, tuple[str, ...]] = {}
+
+# how `_update` treats a value, per exact type (decided once per type, then a dict hit)
+_LEAF, _FLOAT, _DICT, _LIST, _TUPLE, _ENUM, _SLOW = range(7)
+_KINDS: dict[type, Any] = {
+    str: _LEAF,
+    int: _LEAF,
+    bool: _LEAF,
+    type(None): _LEAF,
+    float: _FLOAT,
+    dict: _DICT,
+    list: _LIST,
+    tuple: _TUPLE,
+}
 
 
-def _fields_of(cls: type) -> tuple[str, ...] | None:
-    names = _FIELDS.get(cls)
-    if names is None:
-        if attrs.has(cls):
-            names = tuple(f.name for f in attrs.fields(cls))
-        elif dataclasses.is_dataclass(cls):
-            names = tuple(f.name for f in dataclasses.fields(cls))
+def _kind_of(cls: type) -> Any:
+    """`_KINDS` entry of ``cls``: an attrs / dataclass class maps to ``(getter, names)``,
+    ``getter(obj)`` returning its field values as a tuple in one call."""
+    kind: Any
+    if attrs.has(cls) or dataclasses.is_dataclass(cls):
+        fields: Any = attrs.fields(cls) if attrs.has(cls) else dataclasses.fields(cls)  # type: ignore[arg-type]
+        names = tuple(f.name for f in fields)
+        if len(names) == 1:
+            one = operator.attrgetter(names[0])
+            kind = (lambda obj: (one(obj),), names)
+        elif names:
+            kind = (operator.attrgetter(*names), names)
         else:
-            return None
-        _FIELDS[cls] = names
-    return names
+            kind = (lambda obj: (), names)
+    elif issubclass(cls, (str, int, float, dict, list, tuple)):
+        kind = _SLOW  # a subclass (IntEnum, ...): encoded as the json module does
+    elif issubclass(cls, enum.Enum):
+        kind = _ENUM
+    else:
+        kind = _SLOW
+    _KINDS[cls] = kind
+    return kind
 
 
 def _fresh(value: Any, path: Path, state: str) -> Tree:
@@ -452,18 +476,16 @@ def unseen_changes(new: Tree, old: Tree, path: Path, out: list[Path]) -> list[Pa
 
 
 def _update(old: Tree, value: Any, path: Path, state: str) -> Tree:
+    """The tree of ``value`` given its old tree ``old`` (see `DataCodec.update`)."""
     tv = type(value)
-    if tv in _LEAF_TYPES:
+    kind = _KINDS.get(tv)
+    if kind is None:
+        kind = _kind_of(tv)
+    if kind is _LEAF:
         if type(old) is tv and old == value:
             return old
         return value
-    if tv is float:
-        if type(old) is float and old == value:
-            return old
-        if value != value or value in (float("inf"), float("-inf")):
-            return _fresh(value, path, state)  # raises, naming the field
-        return value
-    if tv is dict:
+    if kind is _DICT:
         if type(old) is not dict:
             return _fresh(value, path, state)
         if value == old:
@@ -474,62 +496,81 @@ def _update(old: Tree, value: Any, path: Path, state: str) -> Tree:
             if type(k) is not str:
                 raise _Slow
             o = old.get(k, _MISSING)
-            if o is _MISSING:
+            if v is o:
+                n = o
+            elif o is _MISSING:
                 n = _fresh(v, [*path, k], state)
                 changed = True
-            elif v is o:
-                n = o
             else:
                 n = _update(o, v, [*path, k], state)
                 if n is not o:
                     changed = True
             out[k] = n
         return out if changed else old
-    if tv is list:
+    if kind is _LIST:
         if type(old) is not list:
             return _fresh(value, path, state)
         if value == old:
             return old
-        items: list[Any] = []
-        changed = len(value) != len(old)
-        n_old = len(old)
-        for i, v in enumerate(value):
-            if i < n_old:
-                o = old[i]
-                n = o if v is o else _update(o, v, [*path, i], state)
-                if n is not o:
-                    changed = True
-            else:
-                n = _fresh(v, [*path, i], state)
-            items.append(n)
-        return items if changed else old
-    names = _fields_of(tv)
-    if names is not None:
+        return _update_items(old, value, path, state)
+    if type(kind) is tuple:
         if type(old) is not dict:
             return _fresh(value, path, state)
+        getter, names = kind
         out = {}
         changed = len(names) != len(old)
-        for name in names:
-            v = getattr(value, name)
+        for name, v in zip(names, getter(value), strict=True):
             o = old.get(name, _MISSING)
-            if o is _MISSING:
+            if v is o:
+                n = o
+            elif o is _MISSING:
                 n = _fresh(v, [*path, name], state)
                 changed = True
-            elif v is o:
-                n = o
             else:
-                n = _update(o, v, [*path, name], state)
-                if n is not o:
-                    changed = True
+                tv = type(v)
+                if (tv is type(o) and tv in _LEAF_TYPES and v == o) or (
+                    _KINDS.get(tv) is _ENUM and o == v._name_
+                ):
+                    n = o  # an unchanged leaf or Enum member: no call
+                else:
+                    n = _update(o, v, [*path, name], state)
+                    if n is not o:
+                        changed = True
             out[name] = n
         return out if changed else old
-    if isinstance(value, (str, int, float)):
-        raise _Slow  # a str / int / float subclass (IntEnum, ...): as the encoder does
-    if isinstance(value, enum.Enum):
-        return old if old == value.name else value.name
-    if tv is tuple:
-        return _update(old, list(value), path, state)
+    if kind is _ENUM:
+        name = value._name_
+        return old if old == name else name
+    if kind is _FLOAT:
+        if type(old) is float and old == value:
+            return old
+        if value != value or value in (math.inf, -math.inf):
+            return _fresh(value, path, state)  # raises, naming the field
+        return value
+    if kind is _TUPLE:
+        if type(old) is not list:
+            return _fresh(value, path, state)
+        return _update_items(old, value, path, state)
     raise _Slow
+
+
+def _update_items(old: list[Any], value: Any, path: Path, state: str) -> Tree:
+    items: list[Any] = []
+    n_old = len(old)
+    changed = len(value) != n_old
+    for i, v in enumerate(value):
+        if i < n_old:
+            o = old[i]
+            if v is o:
+                n = o
+            else:
+                n = _update(o, v, [*path, i], state)
+                if n is not o:
+                    changed = True
+        else:
+            n = _fresh(v, [*path, i], state)
+        items.append(n)
+    return items if changed else old
 
 
 # -- diff / patch / fold ------------------------------------------------------------------
