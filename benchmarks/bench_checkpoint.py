@@ -8,9 +8,17 @@ moving to an exit state, so every step is: engine loop iteration + one checkpoin
 (+ the final clear, amortised). Measured against:
 
   floor (a)  raw INSERT + COMMIT per step directly on the event loop's thread
-             (WAL, synchronous=NORMAL; blocks the loop: the driver's lower bound)
+             (WAL, synchronous=NORMAL; blocks the loop: the driver's lower bound;
+             target for SQLite: workflow <= 2x floor (a))
   floor (b)  the same INSERT + COMMIT through ``anyio.to_thread.run_sync`` per step
-             (the honest non-blocking floor; target: workflow <= 1.5x floor (b))
+             (the non-blocking floor with a thread hop per step; target <= 1.5x)
+
+The SQLite store commits a sequential run's appends on the loop thread (inline, see
+docs/checkpoint-stores.md), so it can come close to floor (a). The PostgreSQL store
+keeps every call in a worker thread (a network wait must never block the loop) and
+commits with an explicit COMMIT (BEGIN, INSERT, COMMIT: an INSERT that reached a server
+which then froze must not commit by itself after its caller gave up). "floor (a1)",
+one autocommit INSERT per step on the loop thread, shows what one round trip costs.
 
 and 16 workflows running concurrently (distinct ids, one shared store: group commit)
 against floor (b) serialised by a ``CapacityLimiter(1)``. The same workflow without a
@@ -51,8 +59,9 @@ class Loop(enum.Enum):
     DONE = enum.auto()
 
 
-def looping_workflow(steps: int) -> Workflow[Loop]:
-    """One state that re-enters itself ``steps`` times, then the exit."""
+def looping_workflow(steps: int, run_data: bool = False) -> Workflow[Loop]:
+    """One state that re-enters itself ``steps`` times, then the exit. With
+    ``run_data``, the run carries ~1 KB of run data and each step changes one field."""
 
     def make() -> Any:
         left = [steps]
@@ -62,18 +71,38 @@ def looping_workflow(steps: int) -> Workflow[Loop]:
             left[0] -= 1
             return Loop.STEP if left[0] > 0 else Loop.DONE
 
-        return step
+        @task(config=TaskConfig.minimal(), name="step")
+        async def step_with_data(res: Resources, data: dict[str, Any]) -> Loop:
+            data["counter"] += 1
+            left[0] -= 1
+            return Loop.STEP if left[0] > 0 else Loop.DONE
+
+        return step_with_data if run_data else step
 
     # a fresh counter per run: build lazily through a factory the caller invokes
-    return Workflow.bare().register(Loop.STEP, make()).add_exit_state(Loop.DONE)
+    wf = Workflow.bare()
+    if run_data:
+        wf = wf.with_run_data(dict)
+    return wf.register(Loop.STEP, make()).add_exit_state(Loop.DONE)
 
 
-async def _workflow_per_step(store: Any, steps: int, runs: int = 1) -> float:
+def run_data_1kb() -> dict[str, Any]:
+    """About 1 KB of JSON run data with a counter the steps change."""
+    return {"counter": 0, "items": [{"sku": f"sku-{i:05d}", "qty": i % 7} for i in range(33)]}
+
+
+async def _workflow_per_step(
+    store: Any, steps: int, runs: int = 1, run_data: bool = False
+) -> float:
     async def one(i: int) -> None:
-        wf = looping_workflow(steps)
+        wf = looping_workflow(steps, run_data)
         if store is not None:
             wf = wf.with_checkpoint_store(store).with_workflow_id(f"run-{uuid.uuid4().hex}-{i}")
-        assert await wf.orchestrate(Loop.STEP) is Loop.DONE
+        if run_data:
+            result = await wf.run(Loop.STEP, data=run_data_1kb())
+            assert result.state is Loop.DONE
+        else:
+            assert await wf.orchestrate(Loop.STEP) is Loop.DONE
 
     t0 = time.perf_counter()
     if runs == 1:
@@ -119,6 +148,10 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
         async with SqliteCheckpointStore(tmp / f"{uuid.uuid4().hex}.db") as store:
             return await _workflow_per_step(store, n)
 
+    async def workflow_data() -> float:
+        async with SqliteCheckpointStore(tmp / f"{uuid.uuid4().hex}.db") as store:
+            return await _workflow_per_step(store, n, run_data=True)
+
     async def floor_b_concurrent() -> float:
         conn = raw_sqlite(tmp / f"{uuid.uuid4().hex}.db", "NORMAL")
         limiter = anyio.CapacityLimiter(1)
@@ -149,6 +182,7 @@ async def sqlite_figures(tmp: Path, n: int) -> dict[str, float]:
             "floor (b)": floor_b,
             "no store": no_store,
             "workflow": workflow,
+            "workflow + 1 KB run data": workflow_data,
             "16: floor (b)": floor_b_concurrent,
             "16: workflow": workflow_concurrent,
         },
@@ -184,6 +218,14 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
                 conn.commit()
             return (time.perf_counter() - t0) / n
 
+    async def floor_a1() -> float:
+        sql = PG_INSERT.format(t=fresh_table())
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            t0 = time.perf_counter()
+            for seq in range(n):
+                conn.execute(sql, params("run", seq))
+            return (time.perf_counter() - t0) / n
+
     async def floor_b() -> float:
         sql = PG_INSERT.format(t=fresh_table())
         with psycopg.connect(dsn) as conn:
@@ -203,6 +245,10 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
     async def workflow() -> float:
         async with PostgresCheckpointStore(dsn, table=fresh_table()) as store:
             return await _workflow_per_step(store, n)
+
+    async def workflow_data() -> float:
+        async with PostgresCheckpointStore(dsn, table=fresh_table()) as store:
+            return await _workflow_per_step(store, n, run_data=True)
 
     async def floor_b_concurrent() -> float:
         sql = PG_INSERT.format(t=fresh_table())
@@ -231,9 +277,11 @@ async def postgres_figures(dsn: str, n: int) -> dict[str, float]:
         return await best_interleaved(
             {
                 "floor (a)": floor_a,
+                "floor (a1)": floor_a1,
                 "floor (b)": floor_b,
                 "no store": no_store,
                 "workflow": workflow,
+                "workflow + 1 KB run data": workflow_data,
                 "16: floor (b)": floor_b_concurrent,
                 "16: workflow": workflow_concurrent,
             },
@@ -253,10 +301,20 @@ def _report(title: str, f: dict[str, float]) -> None:
     print(f"\n{title}")
     print(f"  floor (a) INSERT+COMMIT per step, loop thread  {a * 1e6:9.1f} us/step")
     print(f"  floor (b) INSERT+COMMIT per step, to_thread    {b * 1e6:9.1f} us/step")
+    if "floor (a1)" in f:
+        a1 = f["floor (a1)"]
+        print(f"  floor (a1) autocommit INSERT, loop thread      {a1 * 1e6:9.1f} us/step")
     print(f"  workflow without a store (engine only)         {f['no store'] * 1e6:9.1f} us/step")
     print(
         f"  workflow checkpointing every state             {w * 1e6:9.1f} us/step"
         f"   {w / b:5.2f}x (b)  {w / a:5.2f}x (a)"
+        + (f"  {w / f['floor (a1)']:5.2f}x (a1)" if "floor (a1)" in f else "")
+    )
+    wd = f["workflow + 1 KB run data"]
+    print(
+        f"  the same with ~1 KB of run data                {wd * 1e6:9.1f} us/step"
+        f"   {wd / b:5.2f}x (b)  {wd / a:5.2f}x (a)"
+        + (f"  {wd / f['floor (a1)']:5.2f}x (a1)" if "floor (a1)" in f else "")
     )
     print(f"  16 runs: floor (b), one commit per step        {cb * 1e6:9.1f} us/step")
     print(
@@ -266,6 +324,8 @@ def _report(title: str, f: dict[str, float]) -> None:
 
 
 async def _main(args: argparse.Namespace, backend: str) -> None:
+    global ROUNDS
+    ROUNDS = args.rounds
     n = 200 if args.quick else args.steps
     with tempfile.TemporaryDirectory() as tmp:
         _report(
@@ -284,6 +344,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="steps per measurement")
     parser.add_argument("--quick", action="store_true", help="200 steps per measurement")
     parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (best of)")
     args = parser.parse_args()
     backends = ["asyncio", "trio"] if args.backend == "both" else [args.backend]
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}")

@@ -29,6 +29,19 @@ The worker thread never calls back into the event loop, so a batch that outlives
 loop (a frozen server, the run long over) cannot hang or crash anything: it finishes
 in its thread and its result is dropped.
 
+Inline ops: a store may give the runner an ``inline(op)`` hook. When the runner is
+idle (no batch in flight, none queued, no leader: the worker thread is not touching
+the connection) a submitted op is first offered to it, on the event loop's thread,
+after a cancellation check (a cancelled caller starts nothing, as with the thread).
+The hook either resolves the op there and then and returns ``True`` (it must not
+wait for anything: the SQLite store's inline append has a zero lock wait) or returns
+``False`` having changed nothing, and the op goes the usual way. The hook runs with
+no ``await``, so nothing else on the loop (another submit in particular) can
+interleave with it: it is atomic with respect to the runner. That saves the thread
+hop (two cross-thread wake-ups, ~75-160 µs on a loaded VM) when one run writes at a
+time; when ops do pile up (concurrent runs, a lock held elsewhere) they queue and
+commit together as before.
+
 Everything else runs on one event loop at a time; the queue is never touched from a
 thread.
 """
@@ -43,6 +56,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from .._errors import CheckpointStoreError
 from .._ids import check_workflow_id
@@ -160,22 +174,39 @@ class BatchRunner:
     `CheckpointStoreError` and then propagates to the batch's leader. (Rolling back what
     the batch did is ``execute``'s job: the stores do it before they let anything out.)
     ``abandon(ops)`` (optional) is called on the event loop when every caller of a
-    running batch has stopped waiting.
+    running batch has stopped waiting. ``inline(op)`` (optional) may run an op on the
+    event loop while the runner is idle (see the module docstring).
     """
 
     def __init__(
         self,
         execute: Callable[[Sequence[Op]], None],
         abandon: Callable[[Sequence[Op]], None] | None = None,
+        inline: Callable[[Op], bool] | None = None,
     ) -> None:
         self._execute = execute
         self._abandon = abandon
+        self._inline = inline
         self._queue: deque[Op] = deque()
         self._busy = False  # a leader owns the queue (running a batch or about to)
         self._batch: _Batch | None = None  # the batch in flight
         self._vacant = False  # the batch in flight has nobody watching it
 
+    @property
+    def idle(self) -> bool:
+        """No batch in flight or queued: the worker thread leaves the connection alone."""
+        return not self._busy
+
     async def submit(self, op: Op) -> Any:
+        inline = self._inline
+        if inline is not None and not self._busy:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            # no await between this check and the hook: nothing can start a batch
+            if not self._busy and inline(op):
+                op.phase = _Phase.DONE
+                if op.error is not None:
+                    raise op.error
+                return op.result
         self._queue.append(op)
         if not self._busy:
             self._busy = True
@@ -348,12 +379,24 @@ class BatchedStore:
     subclasses own one blocking connection and implement ``_execute(batch)`` (run in a
     worker thread, one batch at a time)."""
 
+    #: whether the store offers ops to `_inline` (set by the subclass before
+    #: ``BatchedStore.__init__``)
+    _inlines = False
+
     def __init__(self) -> None:
         self._closed = False
-        self._runner = BatchRunner(self._execute, self._abandon)
+        self._runner = BatchRunner(
+            self._execute, self._abandon, self._inline if self._inlines else None
+        )
 
     def _execute(self, batch: Sequence[Op]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _inline(self, op: Op) -> bool:
+        """On the loop, the runner idle: resolve ``op`` here without waiting for
+        anything and return ``True``, or change nothing and return ``False`` (it then
+        goes to the worker thread). Called only when ``_inlines`` is true."""
+        return False
 
     def _abandon(self, batch: Sequence[Op]) -> None:
         """On the loop: every caller of the running ``batch`` stopped waiting; cut the

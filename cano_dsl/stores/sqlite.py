@@ -35,6 +35,26 @@ at open to find damage no call has touched yet.
 Inside a batch each op is one statement, and SQLite backs a failed statement out alone,
 so an exception from one op (a driver error, a value that cannot be bound, anything)
 fails only that op; its neighbours commit. No transaction outlives a batch.
+
+Inline appends (``durability="normal"`` only): when no batch is in flight or queued,
+an ``append`` runs on the event loop's thread as one autocommit ``INSERT`` with a
+*zero* lock wait (the connection's busy timeout is 0 between batches; each batch sets
+it to `_LOCK_SLICE` while it runs). In WAL mode with ``synchronous=NORMAL`` that commit
+is a write into the WAL (no fsync), ~15-30 µs: less than the thread hop it saves. If
+another connection holds the write lock (``SQLITE_BUSY``) nothing was written and the
+append goes to the worker thread, which waits for the lock in slices as above. Errors,
+the corruption latch and the conflict check are those of the thread path. With
+``durability="full"`` every commit is an fsync, which is kept off the loop: no inline
+appends.
+
+WAL checkpoints (page copies and fsyncs, milliseconds) never run on the loop either:
+the store connection's automatic checkpoint is off. After about `_CHECKPOINT_PAGES`
+pages have been appended, a background thread checkpoints (``PASSIVE``) on a
+connection of its own, while appends go on; a checkpoint made while appends go on
+rarely copies the whole WAL, and the WAL only starts over once it has been copied
+whole, so after `_BACKGROUND_ROUNDS` such rounds without that, the next append goes
+through the worker thread, which checkpoints after its commit, with no append in
+between (that append waits for it).
 """
 
 from __future__ import annotations
@@ -43,6 +63,7 @@ import functools
 import os
 import shlex
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal, TypeVar
@@ -91,6 +112,15 @@ _MIGRATE_TO_2 = f"ALTER TABLE {_TABLE} ADD COLUMN data_patch BLOB"
 # seconds: the longest sqlite3's busy handler sleeps before the worker thread looks
 # whether the batch's callers are all gone or ``busy_timeout`` is spent
 _LOCK_SLICE = 0.05
+# WAL pages (estimated from what was written) after which the WAL is checkpointed (in
+# a background thread, or in the worker thread: see the module docstring); SQLite's own
+# automatic checkpoint (at 1,000 pages) is off when appends may commit on the event
+# loop, so that a checkpoint (page copies and fsyncs, milliseconds) never runs there
+_CHECKPOINT_PAGES = 1000
+_PAGE = 4096
+# background checkpoints in a row, none of which copied the whole WAL, after which the
+# next one runs in the worker thread with no append in between (so the WAL restarts)
+_BACKGROUND_ROUNDS = 3
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 
@@ -122,6 +152,9 @@ class SqliteCheckpointStore(BatchedStore):
     crash or power loss may lose the last few commits but never corrupts the file.
     ``durability="full"`` adds an fsync to every commit (``synchronous=FULL``), so a
     returned ``append`` survives power loss too; concurrent appends share one fsync.
+    With ``"normal"``, an ``append`` made while the store has nothing else in flight
+    commits on the event loop's thread with a zero lock wait (a WAL page write, no
+    fsync; see docs/checkpoint-stores.md, "Inline commits on the event loop").
     ``busy_timeout`` (seconds) bounds the wait for another process's write lock; a
     caller whose run is cancelled or out of time stops waiting at once (within
     `_LOCK_SLICE`), whatever ``busy_timeout`` says.
@@ -158,6 +191,14 @@ class SqliteCheckpointStore(BatchedStore):
         self._integrity_check = bool(integrity_check)
         self._conn: sqlite3.Connection | None = None
         self._corrupt: CheckpointStoreError | None = None  # set once: the file is damaged
+        # inline appends on the loop: only without an fsync per commit; `_quick` is the
+        # connection whose busy timeout is 0 right now (between batches), else None
+        self._inlines = durability == "normal"
+        self._quick: sqlite3.Connection | None = None
+        self._wal_pages = 0  # estimated pages appended to the WAL since our last checkpoint
+        self._writes = 0  # write attempts (counted before they start), for `_Checkpointer`
+        self._background = _Checkpointer(self._path, lambda: self._writes)
+        self._rounds = 0  # background checkpoints since the WAL was last copied whole
         super().__init__()
 
     @property
@@ -204,6 +245,7 @@ class SqliteCheckpointStore(BatchedStore):
             if self._conn is not None:
                 conn, self._conn = self._conn, None
                 _close_quietly(conn)
+            self._background.join()  # nothing writes the file from now on
         return self._corrupt if _is_corruption(exc) else None
 
     def _locked(self, ops: Sequence[Op], call: Callable[[], _T]) -> _T:
@@ -227,6 +269,29 @@ class SqliteCheckpointStore(BatchedStore):
         for op in ops:
             op.fail(err)
 
+    def _inline(self, op: Op) -> bool:
+        """On the event loop, no batch in flight: run an append here, with no lock
+        wait. ``False`` (nothing written) sends it to the worker thread: not an append,
+        no connection yet, a checkpoint due, or another connection holds the lock."""
+        conn = self._conn
+        if op.kind is not OpKind.APPEND or conn is None or conn is not self._quick:
+            return False
+        if self._wal_pages >= _CHECKPOINT_PAGES and not self._checkpoint_in_background():
+            return False  # a checkpoint with no append in between is due: in the thread
+        self._writes += 1
+        try:
+            self._run_one(conn, op)
+        except Exception as exc:
+            if _is_busy(exc):
+                return False  # a busy statement changed nothing: the thread waits for it
+            op.fail(self._op_error(op, exc))
+        finally:
+            if self._conn is conn and conn.in_transaction:  # never leave the lock held
+                self._end_transaction(conn)
+        if op.error is None:
+            self._wal_pages += _pages(op)
+        return True
+
     def _execute(self, batch: Sequence[Op]) -> None:
         work = [op for op in batch if op.kind is not OpKind.CLOSE]
         if work:
@@ -236,20 +301,94 @@ class SqliteCheckpointStore(BatchedStore):
             else:
                 try:
                     conn = self._ensure_open(work)
+                    conn = self._slow(conn, work)
                 except CheckpointStoreError as exc:
                     for op in work:
                         op.fail(exc)
                 except _GaveUp:
                     self._give_up(work)
                 else:
-                    self._run(conn, work)
+                    try:
+                        self._writes += 1
+                        self._run(conn, work)
+                        if self._inlines:  # else SQLite's automatic checkpoint does it
+                            self._wal_pages += sum(_pages(op) for op in work if op.error is None)
+                            if (
+                                self._wal_pages >= _CHECKPOINT_PAGES
+                                and self._conn is conn
+                                and not self._checkpoint_in_background()
+                            ):
+                                self._checkpoint(conn)
+                    finally:
+                        self._quicken()
         if len(work) < len(batch):
+            self._quick = None
+            self._background.join()
             if self._conn is not None:
                 conn, self._conn = self._conn, None
                 conn.close()
             for op in batch:
                 if op.kind is OpKind.CLOSE:
                     op.succeed()
+
+    def _slow(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> sqlite3.Connection:
+        """Worker thread, batch start: give ``conn`` its sliced lock wait back (it has a
+        zero one between batches); if that fails, open a fresh connection."""
+        if self._quick is not conn:
+            return conn
+        self._quick = None
+        try:
+            conn.execute(f"PRAGMA busy_timeout={self._slice_ms()}")
+        except sqlite3.Error:
+            if self._conn is conn:
+                self._conn = None
+            _close_quietly(conn)
+            return self._ensure_open(ops)
+        return conn
+
+    def _quicken(self) -> None:
+        """Worker thread, batch end: a zero lock wait on the connection, so that the
+        next append may run inline (unless it cannot be set: then none will)."""
+        conn = self._conn
+        if not self._inlines or conn is None or self._corrupt is not None:
+            return
+        try:
+            conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error:
+            return
+        self._quick = conn
+
+    def _slice_ms(self) -> int:
+        return round(min(self._busy_timeout, _LOCK_SLICE) * 1000)
+
+    def _checkpoint_in_background(self) -> bool:
+        """Loop or worker thread, runner held: start a background checkpoint (or let
+        the running one go on) and return ``True``; ``False`` when the WAL has not been
+        copied whole for `_BACKGROUND_ROUNDS` rounds (the caller checkpoints in the
+        worker thread instead)."""
+        background = self._background
+        if background.running():
+            return True
+        if background.copied_all:
+            self._rounds = 0  # the WAL starts over at the next commit
+        if self._rounds >= _BACKGROUND_ROUNDS or self._corrupt is not None:
+            return False
+        self._rounds += 1
+        self._wal_pages = 0
+        background.start()
+        return True
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Worker thread, no append in between: copy the WAL back into the file
+        (``PASSIVE``: it waits for nobody; what it cannot copy waits for the next one)."""
+        self._wal_pages = 0
+        try:
+            busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            self._latch("checkpoint the WAL", exc)  # anything else: try again next time
+            return
+        if busy == 0 and log == copied:
+            self._rounds = 0
 
     def _run(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
         """Run ``ops`` in one transaction. Each op is one statement, and SQLite backs out
@@ -410,6 +549,8 @@ class SqliteCheckpointStore(BatchedStore):
                 conn.execute("PRAGMA journal_mode=WAL")
             sync = "FULL" if self._durability == "full" else "NORMAL"
             conn.execute(f"PRAGMA synchronous={sync}")
+            if self._inlines:  # checkpoints are ours, in the worker thread (`_checkpoint`)
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             if not tables:
                 self._create_schema(conn)
         except sqlite3.Error as exc:
@@ -566,6 +707,64 @@ def _hint(exc: BaseException, path: str) -> str:
             "process may write to it)"
         )
     return ""
+
+
+class _Checkpointer:
+    """A ``PASSIVE`` WAL checkpoint in a thread of its own, on a connection of its own
+    (the store's connection goes on committing meanwhile; SQLite lets one checkpointer
+    run beside a writer). Errors are ignored: a busy or failed checkpoint is retried
+    later, and damage is for the store's own calls to find.
+
+    ``copied_all``: the last one copied the whole WAL *and* the store wrote nothing
+    since it started (``writes()`` unchanged), so the WAL starts over at the next
+    commit; appends made while it ran leave frames it did not copy."""
+
+    __slots__ = ("_path", "_thread", "_writes", "copied_all")
+
+    def __init__(self, path: str, writes: Callable[[], int]) -> None:
+        self._path = path
+        self._writes = writes
+        self._thread: threading.Thread | None = None
+        self.copied_all = False
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self.copied_all = False
+        thread = threading.Thread(target=self._run, name="cano_dsl WAL checkpoint", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def join(self) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        writes = self._writes()
+        try:
+            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.copied_all = busy == 0 and log == copied and self._writes() == writes
+        except sqlite3.Error:
+            pass
+        finally:
+            _close_quietly(conn)
+
+
+def _pages(op: Op) -> int:
+    """WAL pages a committed ``op`` wrote, roughly (a leaf, an occasional split or
+    interior page, and the row's own bytes): an append's row size, else one."""
+    if op.kind is not OpKind.APPEND:
+        return 1
+    row: CheckpointRow = op.args[1]
+    size = len(row.output_blob or b"") + len(row.data_patch or b"")
+    return 2 + size // _PAGE
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:
