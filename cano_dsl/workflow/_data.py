@@ -635,7 +635,11 @@ def apply_ops(tree: Tree, ops: list[Op]) -> Tree:
 
 def encode_patch(fingerprint: str, ops: list[Op]) -> bytes:
     """The ``data_patch`` blob of a row."""
-    return json.dumps({"t": fingerprint, "p": ops}, separators=(",", ":")).encode()
+    return f'{{"t":{_PATCH_ENCODE(fingerprint)},"p":{_PATCH_ENCODE(ops)}}}'.encode()
+
+
+# built once: ``json.dumps`` with options builds an encoder per call
+_PATCH_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def decode_patch(blob: bytes, where: str) -> tuple[str, list[Op]]:
