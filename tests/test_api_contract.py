@@ -275,6 +275,7 @@ PUBLIC_MODULES = (
     "cano_dsl.workflow",
     "cano_dsl.resilience",
     "cano_dsl.scheduler",
+    "cano_dsl.fleet",
     "cano_dsl.stores",
     "cano_dsl.observability",
     "cano_dsl.testing",

@@ -18,6 +18,7 @@ import attrs
 from ..stores import CheckpointRow, RowKind
 from ..testing import Cancelled, Checkpoint, RecordingObserver
 from ..workflow import Workflow
+from ._fleet import FLEET_COMMANDS, add_fleet_parsers
 from ._graph import build_graph, render_dot, render_mermaid
 from ._load import CliError, load_workflow, resolve_state, state_enum
 from ._progress import Progress
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend(resume)
     _quiet(resume)
     _report(resume)
+    add_fleet_parsers(sub, runs_sub)
     return parser
 
 
@@ -549,6 +551,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "runs show": cmd_runs_show,
     "runs resume": cmd_runs_resume,
     "runs report": cmd_runs_report,
+    **FLEET_COMMANDS,
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._backoff import BackoffPolicy as BackoffPolicy
 from ._builder import Scheduler as Scheduler
 from ._cron import CronSchedule as CronSchedule
+from ._fires import FireRecords as FireRecords
 from ._running import SHUTDOWN_TIMEOUT as SHUTDOWN_TIMEOUT
 from ._running import RunningScheduler as RunningScheduler
 from ._running import SchedulerRun as SchedulerRun
@@ -35,6 +36,7 @@ __all__ = [
     "BackoffPolicy",
     "Completed",
     "CronSchedule",
+    "FireRecords",
     "FlowInfo",
     "FlowStatus",
     "Idle",

@@ -26,6 +26,7 @@ from .._config import seconds
 from .._errors import ConfigurationError
 from ._backoff import BackoffPolicy
 from ._cron import CronSchedule
+from ._fires import FireRecords
 from ._status import UtcClock, default_utc_now
 
 __all__ = ["Scheduler"]
@@ -95,6 +96,7 @@ class Scheduler:
         self._flows: dict[str, FlowSpec] = {}
         self._utc_now: UtcClock = utc_now if utc_now is not None else default_utc_now
         self._active = False  # a start() block is open
+        self._fires: FireRecords | None = None
 
     # -- registration ------------------------------------------------------------
 
@@ -181,6 +183,26 @@ class Scheduler:
         flows = ", ".join(f"{f.id!r}: {f.schedule_text}" for f in self._flows.values())
         return f"Scheduler({{{flows}}})"
 
+    def once_per_fleet(self, fires: FireRecords) -> Scheduler:
+        """Fire each interval and cron tick once across every process that runs this
+        scheduler with the same ``fires`` (a `cano_dsl.fleet.Fleet`, or any
+        `FireRecords`): before running a tick, a scheduler takes its fire record
+        (flow id and scheduled time) and runs the flow only if the take succeeded.
+
+        Interval flows then run on a grid shared by all processes: at every multiple of
+        the interval since the Unix epoch (UTC), starting with the next one (not at
+        once), and a tick that falls while the flow is still running in this process
+        is skipped here (another process may take it). A take that fails (the
+        database is away) skips the tick in this process. Manual flows are not
+        affected. Returns the scheduler."""
+        if not isinstance(fires, FireRecords):
+            raise ConfigurationError(
+                "once_per_fleet needs fire records: a cano_dsl.fleet.Fleet (or an object "
+                f"with `async take_fire(flow_id, scheduled_at) -> bool`), got {fires!r}"
+            )
+        self._fires = fires
+        return self
+
     # -- running -----------------------------------------------------------------
 
     def start(self) -> AbstractAsyncContextManager[Any]:
@@ -196,7 +218,7 @@ class Scheduler:
         """
         from ._running import SchedulerRun
 
-        return SchedulerRun(self, list(self._flows.values()), self._utc_now)
+        return SchedulerRun(self, list(self._flows.values()), self._utc_now, self._fires)
 
     async def serve(self) -> None:
         """Run the flows until cancelled (then stop gracefully, as `start` does)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import threading
 import time
 from types import TracebackType
@@ -35,6 +36,7 @@ from .. import _clock, _metrics
 from .._cancel import CancellationToken
 from .._errors import WorkflowError, category_of
 from ._backoff import STREAK_MAX, BackoffPolicy
+from ._fires import FireRecords
 from ._status import Backoff, FlowInfo, FlowStatus, Running, Tripped, UtcClock
 
 if TYPE_CHECKING:
@@ -113,9 +115,12 @@ class RunningScheduler:
     the scheduler's event loop.
     """
 
-    def __init__(self, flows: list[_Flow], utc_now: UtcClock) -> None:
+    def __init__(
+        self, flows: list[_Flow], utc_now: UtcClock, fires: FireRecords | None = None
+    ) -> None:
         self._flows: dict[str, _Flow] = {f.id: f for f in flows}
         self._utc_now = utc_now
+        self._fires = fires
         self._running = True
         self._tg: anyio.abc.TaskGroup | None = None
         self._sleepers: set[anyio.CancelScope] = set()
@@ -381,9 +386,44 @@ class RunningScheduler:
                 return extra
         return interval
 
+    async def _fire_taken(self, flow: _Flow, scheduled: datetime.datetime) -> bool:
+        """Whether this process fires ``flow``'s tick at ``scheduled`` (always, without
+        fire records)."""
+        fires = self._fires
+        if fires is None:
+            return True
+        try:
+            return await fires.take_fire(flow.id, scheduled)
+        except Exception as exc:
+            logger.warning("scheduled flow %r: tick %s skipped: %s", flow.id, scheduled, exc)
+            return False
+
+    async def _grid_loop(self, flow: _Flow) -> None:
+        """An interval flow under fire records: ticks on the interval's grid since the
+        Unix epoch, each run by the one process that takes its record."""
+        interval = flow.spec.interval
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        while self._running:
+            now = (self._utc_now() - epoch).total_seconds()
+            tick = epoch + datetime.timedelta(seconds=(math.floor(now / interval) + 1) * interval)
+            if not await self._sleep_until(tick):
+                break
+            eligible = flow.next_eligible
+            if eligible is not None and self._utc_now() < eligible:
+                continue
+            if not (self._dispatchable(flow) and await self._fire_taken(flow, tick)):
+                continue
+            # run beside the loop, so the next tick is not missed while it runs
+            tg = self._tg
+            if tg is not None and self._running and self._reserve(flow) == "reserved":
+                tg.start_soon(self._execute_reserved, flow)
+
     async def _every_loop(self, flow: _Flow) -> None:
         interval = flow.spec.interval
         if not self._running:
+            return
+        if self._fires is not None:
+            await self._grid_loop(flow)
             return
         if self._dispatchable(flow):
             await self._execute(flow)
@@ -407,7 +447,7 @@ class RunningScheduler:
             if eligible is not None and self._utc_now() < eligible:
                 logger.debug("cron tick of %r suppressed by its backoff window", flow.id)
                 continue
-            if self._dispatchable(flow):
+            if self._dispatchable(flow) and await self._fire_taken(flow, fire):
                 await self._execute(flow)
 
     def _spawn_loops(self, tg: anyio.abc.TaskGroup) -> None:
@@ -457,10 +497,17 @@ class SchedulerRun:
     """What ``Scheduler.start()`` returns: enter it to run the flows (see the module
     docs). One use per object; a scheduler runs one ``start()`` block at a time."""
 
-    def __init__(self, scheduler: Scheduler, specs: list[FlowSpec], utc_now: UtcClock) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        specs: list[FlowSpec],
+        utc_now: UtcClock,
+        fires: FireRecords | None = None,
+    ) -> None:
         self._scheduler = scheduler
         self._specs = specs
         self._utc_now = utc_now
+        self._fires = fires
         self._entered = False
         self._running: RunningScheduler | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -487,7 +534,9 @@ class SchedulerRun:
                 raise
             done.append(spec)
         self._scheduler._active = True
-        running = self._running = RunningScheduler([_Flow(s) for s in specs], self._utc_now)
+        running = self._running = RunningScheduler(
+            [_Flow(s) for s in specs], self._utc_now, self._fires
+        )
         tg = self._tg = anyio.create_task_group()
         try:
             await tg.__aenter__()
