@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from .. import _spans
 from .._errors import ConfigurationError
 from .._ids import check_workflow_id
 from ..resilience import RateLimiterPolicy
@@ -125,6 +126,11 @@ class Fleet:
         FIFO within one priority. ``version`` pins the registered version a worker
         builds (default: the newest the worker has). Bad input raises
         `ConfigurationError` before anything is written.
+
+        Called inside an active OpenTelemetry span (with a tracer provider configured),
+        the run record keeps that span's W3C trace context (`RunRecord.trace_context`)
+        and the worker's root span of the run (``workflow_orchestrate`` /
+        ``workflow_resume``) is its child, in whichever process or host runs it.
         """
         name = _name(workflow_name, "enqueue: workflow_name")
         state = _label(initial_state)
@@ -140,8 +146,10 @@ class Fleet:
                 "enqueue: data must be a JSON value (dict, list, str, int, float, bool, None): "
                 f"{exc}"
             ) from exc
+        carrier = _spans.current_trace_context()
+        trace = None if carrier is None else json.dumps(carrier)
         record, created = await self._call(
-            lambda: self._db.enqueue(rid, name, version, queue, priority, state, blob)
+            lambda: self._db.enqueue(rid, name, version, queue, priority, state, blob, trace)
         )
         return RunHandle(self, record.run_id, created=created)
 
