@@ -134,11 +134,21 @@ class FleetDb:
                         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
                         for stmt in self._create:
                             cur.execute(stmt)
+                        cur.execute(
+                            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                            "AND attname = 'trace_context' AND NOT attisdropped",
+                            (self.runs,),
+                        )
+                        if cur.fetchone() is None:  # a run table made before the column
+                            cur.execute(f"ALTER TABLE {self.runs} ADD COLUMN trace_context text")
                     conn.commit()
                 else:
                     conn.execute("BEGIN IMMEDIATE")
                     for stmt in self._create:
                         conn.execute(stmt)
+                    columns = {r[1] for r in conn.execute(f"PRAGMA table_info({self.runs})")}
+                    if "trace_context" not in columns:  # a run table made before the column
+                        conn.execute(f"ALTER TABLE {self.runs} ADD COLUMN trace_context text")
                     conn.execute("COMMIT")
             except Exception:
                 _close(conn)

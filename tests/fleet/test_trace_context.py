@@ -85,6 +85,37 @@ async def test_the_run_root_span_is_a_child_of_the_enqueuers_span(
 
 
 @pytest.mark.anyio
+async def test_a_run_handed_over_resumes_under_the_same_parent(
+    fleet: Fleet, exporter: InMemorySpanExporter
+) -> None:
+    """The first worker is stopped with no grace in state B (handing the run back); the
+    second resumes it from its checkpoint: both root spans are children of the span
+    that enqueued the run."""
+    with trace.get_tracer("test").start_as_current_span("handle_request") as request:
+        await fleet.enqueue("steps", Step.A, {"sleep": 0.3}, run_id="moved")
+    ctx = request.get_span_context()
+    first = Worker(fleet, registry, lease=10, poll_interval=0.01)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: first.run(grace=0))
+        with anyio.fail_after(60):
+            while not await fleet.store.load_run("moved"):  # its first checkpoint
+                await anyio.sleep(0.01)
+        first.stop()
+    assert (await fleet.get("moved")).status is RunStatus.QUEUED
+    await _serve(fleet, "moved")
+    roots = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.name in ("workflow_orchestrate", "workflow_resume")
+    ]
+    assert sorted(s.name for s in roots) == ["workflow_orchestrate", "workflow_resume"]
+    for root in roots:
+        assert root.context.trace_id == ctx.trace_id
+        assert root.parent is not None and root.parent.span_id == ctx.span_id
+        assert root.parent.is_remote
+
+
+@pytest.mark.anyio
 async def test_a_run_enqueued_outside_a_span_starts_its_own_trace(
     fleet: Fleet, exporter: InMemorySpanExporter
 ) -> None:
@@ -158,3 +189,34 @@ def test_enqueue_without_opentelemetry_imported_imports_none(store_url: str) -> 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.anyio
+async def test_a_run_table_made_before_the_column_gets_it(
+    fleet: Fleet, store_url: str, exporter: InMemorySpanExporter
+) -> None:
+    await fleet.enqueue("steps", Step.A, run_id="old")
+    await fleet.aclose()
+    # a run table as the fleet's first version made it: no trace_context column
+    if store_url.startswith("sqlite:"):
+        import sqlite3
+
+        conn = sqlite3.connect(store_url.removeprefix("sqlite:"))
+        conn.execute("ALTER TABLE cano_fleet_runs DROP COLUMN trace_context")
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        dsn, table = store_url.rsplit("#", 1)
+        with psycopg.connect(dsn, autocommit=True) as pg:
+            pg.execute(f"ALTER TABLE {table}_runs DROP COLUMN trace_context")
+    other = Fleet(make_store(store_url))
+    try:
+        with trace.get_tracer("test").start_as_current_span("request"):
+            await other.enqueue("steps", Step.A, run_id="new")
+        assert (await other.get("old")).trace_context is None
+        assert (await other.get("new")).trace_context is not None
+    finally:
+        await other.aclose()
+        await other.store.aclose()
