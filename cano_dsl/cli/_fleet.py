@@ -155,10 +155,11 @@ def _when(value: float | None) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def record_state(record: Any) -> str:
+def record_state(record: Any, last_logged: str | None = None) -> str:
     """What ``runs list`` shows in ``STATE``: the exit state of a run that succeeded,
-    the state a failed run failed in, else the state it was queued at."""
-    return str(record.exit_state or record.error_state or record.initial_state)
+    the state a failed run failed in, else the last state in the run's checkpoint log
+    (``last_logged``, when it has one), else the state it was queued at."""
+    return str(record.exit_state or record.error_state or last_logged or record.initial_state)
 
 
 def print_record(record: Any, out: TextIO) -> None:

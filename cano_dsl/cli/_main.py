@@ -478,6 +478,7 @@ def cmd_runs_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"no runs in {url.text}", file=out)
         return 0
     if records:
+        logged = {r.workflow_id: r.last_state for r in runs}
         print(f"fleet runs ({len(records)}):", file=out)
         _table(
             ("RUN_ID", "STATUS", "WORKFLOW", "QUEUE", "PRIORITY", "RECOVERIES", "STATE"),
@@ -489,7 +490,7 @@ def cmd_runs_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     r.queue,
                     str(r.priority),
                     str(r.recoveries),
-                    record_state(r),
+                    record_state(r, logged.get(r.run_id)),
                 )
                 for r in records
             ],

@@ -42,6 +42,7 @@ def _flow(run: RunRecord) -> Workflow[Step]:
     async def b(res: Any, data: dict[str, Any]) -> Step:
         if data.get("fail"):
             raise RuntimeError("card declined")
+        await anyio.sleep(data.get("sleep", 0))
         data["paid"] = data.get("amount", 0)
         return Step.DONE
 
@@ -126,6 +127,15 @@ async def fleet_runs(where: tuple[Any, list[str]]) -> AsyncIterator[list[str]]:
                 while not (await bad.status()).is_final:
                     await anyio.sleep(0.02)
             worker.stop()
+        # a run handed back in B by a worker stopped without grace: queued, with a log
+        await fleet.enqueue("pay", Step.A, {"amount": 5, "sleep": 30}, run_id="moved")
+        first = Worker(fleet, registry, lease=10, poll_interval=0.01)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: first.run(grace=0))
+            with anyio.fail_after(60):
+                while len(await store.load_run("moved")) < 2:
+                    await anyio.sleep(0.01)
+            first.stop()
         await fleet.enqueue("pay", Step.B, {"amount": 3}, run_id="waiting", priority=4)
     # a plain run's log: a run interrupted in B (a row for A, a row for B)
     plain = _flow_plain().with_checkpoint_store(store).with_workflow_id("plain-1")
@@ -149,7 +159,7 @@ def _flow_plain() -> Workflow[Step]:
 
 async def test_runs_list_shows_fleet_records_then_other_logs(fleet_runs: list[str]) -> None:
     lines = ok(await cli("runs", "list", *fleet_runs))
-    assert lines[0] == "fleet runs (3):"
+    assert lines[0] == "fleet runs (4):"
     assert lines[1].split() == [
         "RUN_ID",
         "STATUS",
@@ -159,15 +169,17 @@ async def test_runs_list_shows_fleet_records_then_other_logs(fleet_runs: list[st
         "RECOVERIES",
         "STATE",
     ]
-    assert [line.split() for line in lines[2:5]] == [
+    assert [line.split() for line in lines[2:6]] == [
         ["good", "succeeded", "pay", "default", "0", "0", "DONE"],
         ["bad", "failed", "pay", "default", "0", "0", "B"],
+        ["moved", "queued", "pay", "default", "0", "0", "B"],  # its log's last state
         ["waiting", "queued", "pay", "default", "4", "0", "B"],
     ]
-    assert lines[5] == "checkpoint logs of other runs (1):"
-    assert lines[6].split()[0] == "WORKFLOW_ID"
-    assert lines[7].split() == ["plain-1", "2", "1", "B", "state_entry", "0"]
-    assert len(lines) == 8
+    # the fleet run's own log ("moved") is not listed again as another run's
+    assert lines[6] == "checkpoint logs of other runs (1):"
+    assert lines[7].split()[0] == "WORKFLOW_ID"
+    assert lines[8].split() == ["plain-1", "2", "1", "B", "state_entry", "0"]
+    assert len(lines) == 9
 
 
 async def test_runs_show_prints_a_fleet_record(fleet_runs: list[str]) -> None:
@@ -190,6 +202,20 @@ async def test_runs_show_prints_a_fleet_record(fleet_runs: list[str]) -> None:
 
     queued = "\n".join(ok(await cli("runs", "show", "waiting", *fleet_runs)))
     assert "queued" in queued and "(priority 4)" in queued and "started:" in queued
+
+
+async def test_runs_show_of_a_handed_over_fleet_run_adds_its_log(fleet_runs: list[str]) -> None:
+    shown = ok(await cli("runs", "show", "moved", *fleet_runs))
+    text = "\n".join(shown)
+    assert shown[0].split() == ["run", "id:", "moved"]
+    assert "queued" in shown[1] and "epoch:" in text
+    assert "result data:" not in text
+    at = shown.index("workflow id: moved (2 rows)")
+    assert [line.split()[:3] for line in shown[at + 2 : at + 4]] == [
+        ["0", "state_entry", "A"],
+        ["1", "state_entry", "B"],
+    ]
+    assert "run data (as of the last row):" in text
 
 
 async def test_runs_show_of_a_plain_run_prints_its_rows(fleet_runs: list[str]) -> None:
