@@ -11,22 +11,30 @@ import attrs
 
 from ._errors import ConfigurationError
 
-__all__ = ["RetryMode", "TaskConfig", "finite_seconds", "optional_seconds", "seconds"]
+__all__ = ["RetryMode", "TaskConfig", "as_seconds", "finite_seconds", "optional_seconds", "seconds"]
 
 _I32_MAX = 2**31 - 1
 _U64_MAX = 2**64 - 1
 
 
+def as_seconds(
+    value: float | datetime.timedelta,
+    what: str,
+    allowed: str = "float seconds or a datetime.timedelta",
+) -> float:
+    """A number or a `datetime.timedelta` as float seconds, unchecked (NaN, negative and
+    infinite pass); anything else is a `ConfigurationError` saying ``{what} must be
+    {allowed}``."""
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigurationError(f"{what} must be {allowed}, got {value!r}")
+
+
 def seconds(value: float | datetime.timedelta, what: str = "duration") -> float:
     """Normalise a duration to float seconds; reject negative, NaN and non-numbers."""
-    if isinstance(value, datetime.timedelta):
-        out = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        out = float(value)
-    else:
-        raise ConfigurationError(
-            f"{what} must be float seconds or a datetime.timedelta, got {value!r}"
-        )
+    out = as_seconds(value, what)
     if math.isnan(out) or out < 0:
         raise ConfigurationError(f"{what} must be a non-negative number of seconds, got {out!r}")
     return out

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, overload,
 import anyio
 import attrs
 
+from ._config import as_seconds
 from ._errors import (
     ConfigurationError,
     ResourceDuplicateKey,
@@ -52,14 +53,7 @@ def teardown_limit(value: float | datetime.timedelta | None, what: str) -> float
     """A teardown bound as float seconds: ``> 0`` and finite, or ``None`` (unbounded)."""
     if value is None:
         return None
-    if isinstance(value, datetime.timedelta):
-        out = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        out = float(value)
-    else:
-        raise ConfigurationError(
-            f"{what} must be float seconds, a datetime.timedelta or None (no bound), got {value!r}"
-        )
+    out = as_seconds(value, what, "float seconds, a datetime.timedelta or None (no bound)")
     if not math.isfinite(out) or out <= 0:
         raise ConfigurationError(
             f"{what} must be a finite number of seconds > 0, or None for no bound; got {out!r}"

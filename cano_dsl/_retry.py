@@ -47,6 +47,59 @@ async def _one_attempt(
     raise AssertionError("unreachable: attempt ended without a result")  # pragma: no cover
 
 
+def _admit(breaker: Any, sink: Any, observers: Sequence[Any], task_id: str) -> Any:
+    """The breaker's permit for one attempt (``None`` without a breaker). An open circuit
+    is counted, reported (``on_circuit_open``) and raised."""
+    if breaker is None:
+        return None
+    try:
+        return breaker.try_acquire()
+    except CircuitOpenError:
+        if sink is not None:
+            sink.counter(_metrics.CIRCUIT_REJECTIONS_TOTAL, 1, _metrics.NO_LABELS)
+        if observers:
+            notify(observers, "on_circuit_open", task_id)
+        raise
+
+
+def _failed(permit: Any, sink: Any) -> None:
+    """An attempt failed: tell the breaker's permit (if any) and count it."""
+    if permit is not None:
+        permit.record_failure()
+    if sink is not None:
+        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+
+
+def _completed(permit: Any, sink: Any) -> None:
+    """An attempt returned: tell the breaker's permit (if any) and count it."""
+    if permit is not None:
+        permit.record_success()
+    if sink is not None:
+        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+
+
+def _raise_if_done(exc: BaseException, attempt: int, max_attempts: int) -> None:
+    """End the loop after ``attempt`` failed attempts, the last with ``exc``: ``exc`` raw
+    when flagged final or when only one attempt is allowed, `RetryExhausted` once the
+    attempts are spent. Returns when another attempt is due."""
+    if is_final(exc):
+        raise exc
+    if attempt >= max_attempts:
+        if max_attempts <= 1:
+            raise exc
+        raise RetryExhausted(attempt, exc) from exc
+
+
+async def _before_next(
+    observers: Sequence[Any], task_id: str, attempt: int, delay: float | None
+) -> None:
+    """``on_retry`` for the attempt to come, then the mode's delay before it."""
+    if observers:
+        notify(observers, "on_retry", task_id, attempt)
+    if delay:
+        await _clock.sleep(delay)
+
+
 async def run_with_retries(
     config: TaskConfig,
     fn: Callable[[], Awaitable[T]],
@@ -93,57 +146,24 @@ async def run_attempts(
         assert first_error is not None
         if sink is not None:
             sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, attempt, _metrics.OUTCOME_FAILED)
-        if is_final(first_error):
-            raise first_error
-        if attempt >= max_attempts:
-            if max_attempts <= 1:
-                raise first_error
-            raise RetryExhausted(attempt, first_error) from first_error
-        if observers:
-            notify(observers, "on_retry", task_id, attempt)
-        delay = mode.delay_for_attempt(attempt - 1)
-        if delay:
-            await _clock.sleep(delay)
+        _raise_if_done(first_error, attempt, max_attempts)
+        await _before_next(observers, task_id, attempt, mode.delay_for_attempt(attempt - 1))
     while True:
-        permit = None
-        if breaker is not None:
-            try:
-                permit = breaker.try_acquire()
-            except CircuitOpenError:
-                if sink is not None:
-                    sink.counter(_metrics.CIRCUIT_REJECTIONS_TOTAL, 1, _metrics.NO_LABELS)
-                if observers:
-                    notify(observers, "on_circuit_open", task_id)
-                raise
+        permit = _admit(breaker, sink, observers, task_id)
         try:
             result = await _one_attempt(fn, timeout, timeout_message)
         except Exception as exc:
-            if permit is not None:
-                permit.record_failure()
-            if sink is not None:
-                sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
-            if is_final(exc):
-                raise
+            _failed(permit, sink)
             attempt += 1
-            if attempt >= max_attempts:
-                if max_attempts <= 1:
-                    raise
-                raise RetryExhausted(attempt, exc) from exc
-            if observers:
-                notify(observers, "on_retry", task_id, attempt)
-            delay = mode.delay_for_attempt(attempt - 1)
-            if delay:
-                await _clock.sleep(delay)
+            _raise_if_done(exc, attempt, max_attempts)
+            await _before_next(observers, task_id, attempt, mode.delay_for_attempt(attempt - 1))
             continue
         except BaseException:
             # a cancelled attempt counts as a failure of the breaker's session
             if permit is not None:
                 permit.record_failure()
             raise
-        if permit is not None:
-            permit.record_success()
-        if sink is not None:
-            sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+        _completed(permit, sink)
         return result
 
 
@@ -174,37 +194,23 @@ async def _traced_attempts(
                 record_exception=False,
                 set_status_on_exception=False,
             ) as span:
-                permit = None
-                if breaker is not None:
-                    try:
-                        permit = breaker.try_acquire()
-                    except CircuitOpenError as exc:
-                        span.set_attribute("outcome", "circuit_open")
-                        span.set_status(_spans.error_status(exc))
-                        if sink is not None:
-                            sink.counter(_metrics.CIRCUIT_REJECTIONS_TOTAL, 1, _metrics.NO_LABELS)
-                        if observers:
-                            notify(observers, "on_circuit_open", task_id)
-                        raise
+                try:
+                    permit = _admit(breaker, sink, observers, task_id)
+                except CircuitOpenError as exc:
+                    span.set_attribute("outcome", "circuit_open")
+                    span.set_status(_spans.error_status(exc))
+                    raise
                 try:
                     result = await _one_attempt(fn, timeout, timeout_message)
                 except Exception as exc:
-                    if permit is not None:
-                        permit.record_failure()
-                    if sink is not None:
-                        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_FAILED)
+                    _failed(permit, sink)
                     span.set_attribute(
                         "outcome", "timed_out" if isinstance(exc, TaskTimeout) else "failed"
                     )
                     span.record_exception(exc)
                     span.set_status(_spans.error_status(exc))
-                    if is_final(exc):
-                        raise
                     attempt += 1
-                    if attempt >= max_attempts:
-                        if max_attempts <= 1:
-                            raise
-                        raise RetryExhausted(attempt, exc) from exc
+                    _raise_if_done(exc, attempt, max_attempts)
                     delay = mode.delay_for_attempt(attempt - 1)
                     span.set_attribute("retry_delay_seconds", delay or 0.0)
                 except BaseException:
@@ -214,12 +220,6 @@ async def _traced_attempts(
                     raise
                 else:
                     span.set_attribute("outcome", "completed")
-                    if permit is not None:
-                        permit.record_success()
-                    if sink is not None:
-                        sink.counter(_metrics.TASK_ATTEMPTS_TOTAL, 1, _metrics.OUTCOME_COMPLETED)
+                    _completed(permit, sink)
                     return result
-            if observers:
-                notify(observers, "on_retry", task_id, attempt)
-            if delay:
-                await _clock.sleep(delay)
+            await _before_next(observers, task_id, attempt, delay)

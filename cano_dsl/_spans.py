@@ -37,7 +37,9 @@ __all__ = [
     "SPLIT",
     "TRACER",
     "check_span",
+    "current_trace_context",
     "error_status",
+    "remote_parent",
     "state_span_name",
     "tracer",
     "workflow_span",
@@ -126,3 +128,39 @@ def workflow_span(
     finally:
         if token is not None:
             TRACER.reset(token)
+
+
+def current_trace_context() -> dict[str, str] | None:
+    """The W3C trace context (``traceparent``, and ``tracestate`` when there is one) of
+    the caller's active span, for a run queued now to be traced as its child; ``None``
+    when OpenTelemetry is not imported, no tracer provider is configured, or no valid
+    span is active (one ``sys.modules`` lookup then)."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None or tracer() is None:
+        return None
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier if "traceparent" in carrier else None
+
+
+@contextlib.contextmanager
+def remote_parent(carrier: dict[str, str] | None) -> Iterator[None]:
+    """Make the span that ``carrier`` (from `current_trace_context`, possibly in another
+    process) describes the current span for the block, as a remote parent: the root
+    span of a run started inside is its child. A no-op without a carrier or when the
+    process has not imported OpenTelemetry."""
+    if not carrier or sys.modules.get("opentelemetry.trace") is None:
+        yield
+        return
+    from opentelemetry import context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    token = context.attach(TraceContextTextMapPropagator().extract(carrier))
+    try:
+        yield
+    finally:
+        context.detach(token)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import signal
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -11,9 +13,9 @@ import anyio
 
 from .._errors import CanoError
 from ._load import CliError, _import
-from ._stores import parse_store_url
+from ._stores import StoreUrl, parse_store_url
 
-__all__ = ["FLEET_COMMANDS", "add_fleet_parsers"]
+__all__ = ["FLEET_COMMANDS", "add_fleet_parsers", "fleet_records", "print_record"]
 
 
 def add_fleet_parsers(sub: Any, runs_sub: Any) -> None:
@@ -113,6 +115,88 @@ def _registry(target: str) -> Any:
     if not isinstance(obj, Registry):
         raise CliError(f"{target} is not a cano_dsl.fleet.Registry (got {type(obj).__name__})")
     return obj
+
+
+def fleet_records(url: StoreUrl, table: str, run_id: str | None = None) -> list[Any]:
+    """The fleet's run records (`Fleet.list`, every page, oldest enqueued first), or
+    with ``run_id`` the one record `Fleet.get` finds (an empty list when none)."""
+    from ..fleet import Fleet, RunNotFound
+    from ._stores import open_store
+
+    store = open_store(url, must_exist=True, table=table)
+
+    async def go() -> list[Any]:
+        try:
+            async with Fleet(store) as fleet:
+                if run_id is not None:
+                    try:
+                        return [await fleet.get(run_id)]
+                    except RunNotFound:
+                        return []
+                records: list[Any] = []
+                while True:
+                    page = await fleet.list(limit=1000, offset=len(records))
+                    records.extend(page)
+                    if len(page) < 1000:
+                        return records
+        finally:
+            await store.aclose()
+
+    try:
+        return anyio.run(go)
+    except CanoError as exc:
+        raise CliError(str(exc), 1) from exc
+
+
+def _when(value: float | None) -> str:
+    if value is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record_state(record: Any, last_logged: str | None = None) -> str:
+    """What ``runs list`` shows in ``STATE``: the exit state of a run that succeeded,
+    the state a failed run failed in, else the last state in the run's checkpoint log
+    (``last_logged``, when it has one), else the state it was queued at."""
+    return str(record.exit_state or record.error_state or last_logged or record.initial_state)
+
+
+def print_record(record: Any, out: TextIO) -> None:
+    """``runs show`` of a fleet run: its record, one ``field: value`` line each."""
+    version = "newest" if record.workflow_version is None else str(record.workflow_version)
+    lines = [
+        ("run id", record.run_id),
+        ("status", record.status.value),
+        ("workflow", f"{record.workflow_name} (version {version})"),
+        ("queue", f"{record.queue} (priority {record.priority})"),
+        ("initial state", record.initial_state),
+        ("created", _when(record.created_at)),
+        ("started", _when(record.started_at)),
+        ("finished", _when(record.finished_at)),
+        ("owner", record.owner or "-"),
+        ("lease expires", _when(record.lease_expires)),
+        ("epoch", str(record.epoch)),
+        ("recoveries", str(record.recoveries)),
+    ]
+    if record.cancel_requested:
+        lines.append(("cancel requested", "yes"))
+    if record.exit_state is not None:
+        lines.append(("exit state", record.exit_state))
+    if record.error_category is not None:
+        lines.append(("error", f"{record.error_category}: {record.error_message}"))
+        lines.append(("error state", record.error_state or "-"))
+    width = max(len(k) for k, _ in lines) + 1
+    for key, value in lines:
+        print(f"{key + ':':<{width}} {value}", file=out)
+    print("data:", file=out)
+    print(json.dumps(record.data, indent=2, ensure_ascii=False, sort_keys=True), file=out)
+    if record.status.value == "succeeded":
+        print("result data:", file=out)
+        print(
+            json.dumps(record.result_data, indent=2, ensure_ascii=False, sort_keys=True),
+            file=out,
+        )
 
 
 def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

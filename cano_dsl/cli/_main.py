@@ -18,11 +18,18 @@ import attrs
 from ..stores import CheckpointRow, RowKind
 from ..testing import Cancelled, Checkpoint, RecordingObserver
 from ..workflow import Workflow
-from ._fleet import FLEET_COMMANDS, add_fleet_parsers
+from ._fleet import FLEET_COMMANDS, add_fleet_parsers, fleet_records, print_record, record_state
 from ._graph import build_graph, render_dot, render_mermaid
 from ._load import CliError, load_workflow, resolve_state, state_enum
 from ._progress import Progress
-from ._stores import StoreUrl, list_runs, open_store, parse_store_url, run_data_json
+from ._stores import (
+    StoreUrl,
+    has_fleet_tables,
+    list_runs,
+    open_store,
+    parse_store_url,
+    run_data_json,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -144,11 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
         "Read the checkpoint logs a store keeps for runs that failed or were interrupted.",
     )
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
-    lst = _sub(runs_sub, "list", "the runs with a checkpoint log", "List the logged runs.")
+    lst = _sub(
+        runs_sub,
+        "list",
+        "the fleet's runs and the runs with a checkpoint log",
+        "List the fleet's run records (when the store's database has a fleet), then "
+        "the runs with a checkpoint log that are not fleet runs.",
+    )
     lst.add_argument("--store", required=True, metavar="URL", help=_STORE_HELP)
-    show = _sub(runs_sub, "show", "a run's checkpoint rows", "Print one run's rows.")
-    show.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
+    _table_option(lst)
+    show = _sub(
+        runs_sub,
+        "show",
+        "a run's record and checkpoint rows",
+        "Print one run: its fleet record (when it is a fleet run), then its "
+        "checkpoint rows and run data (when it has a log).",
+    )
+    show.add_argument("workflow_id", metavar="ID", help="the run's id")
     show.add_argument("--store", required=True, metavar="URL", help=_STORE_HELP)
+    _table_option(show)
     report = _sub(
         runs_sub,
         "report",
@@ -188,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     _report(resume)
     add_fleet_parsers(sub, runs_sub)
     return parser
+
+
+def _table_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--table",
+        default="cano_checkpoints",
+        metavar="NAME",
+        help="PostgreSQL checkpoint table (default cano_checkpoints; the fleet's run "
+        "table is NAME_runs)",
+    )
 
 
 def _backend(parser: argparse.ArgumentParser) -> None:
@@ -421,12 +452,7 @@ def _kind_name(kind: int) -> str:
         return str(kind)
 
 
-def cmd_runs_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    url = parse_store_url(args.store)
-    runs = list_runs(url)
-    if not runs:
-        print(f"no runs in {url.text}", file=out)
-        return 0
+def _print_logs(runs: Sequence[Any], out: TextIO) -> None:
     _table(
         ("WORKFLOW_ID", "ROWS", "LAST_SEQ", "LAST_STATE", "LAST_KIND", "VERSION"),
         [
@@ -442,6 +468,40 @@ def cmd_runs_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ],
         out,
     )
+
+
+def cmd_runs_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    url = parse_store_url(args.store)
+    runs = list_runs(url, args.table)
+    records = fleet_records(url, args.table) if has_fleet_tables(url, args.table) else []
+    if not runs and not records:
+        print(f"no runs in {url.text}", file=out)
+        return 0
+    if records:
+        logged = {r.workflow_id: r.last_state for r in runs}
+        print(f"fleet runs ({len(records)}):", file=out)
+        _table(
+            ("RUN_ID", "STATUS", "WORKFLOW", "QUEUE", "PRIORITY", "RECOVERIES", "STATE"),
+            [
+                (
+                    r.run_id,
+                    r.status.value,
+                    r.workflow_name,
+                    r.queue,
+                    str(r.priority),
+                    str(r.recoveries),
+                    record_state(r, logged.get(r.run_id)),
+                )
+                for r in records
+            ],
+            out,
+        )
+        fleet_ids = {r.run_id for r in records}
+        runs = [r for r in runs if r.workflow_id not in fleet_ids]
+        if runs:
+            print(f"checkpoint logs of other runs ({len(runs)}):", file=out)
+    if runs:
+        _print_logs(runs, out)
     return 0
 
 
@@ -452,8 +512,10 @@ def _blob(row: CheckpointRow, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _load_rows(url: StoreUrl, workflow_id: str) -> list[CheckpointRow]:
-    store = open_store(url, must_exist=True)
+def _load_rows(
+    url: StoreUrl, workflow_id: str, table: str = "cano_checkpoints"
+) -> list[CheckpointRow]:
+    store = open_store(url, must_exist=True, table=table)
 
     async def go() -> list[CheckpointRow]:
         try:
@@ -470,8 +532,17 @@ def _load_rows(url: StoreUrl, workflow_id: str) -> list[CheckpointRow]:
 
 def cmd_runs_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     url = parse_store_url(args.store)
-    rows = _load_rows(url, args.workflow_id)
-    if not rows:
+    records = (
+        fleet_records(url, args.table, args.workflow_id)
+        if has_fleet_tables(url, args.table)
+        else []
+    )
+    rows = _load_rows(url, args.workflow_id, args.table)
+    if records:
+        print_record(records[0], out)
+        if not rows:
+            return 0
+    elif not rows:
         raise CliError(f"no checkpoint log for workflow id {args.workflow_id!r} in {url.text}", 1)
     print(f"workflow id: {args.workflow_id} ({len(rows)} rows)", file=out)
     _table(

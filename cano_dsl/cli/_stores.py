@@ -15,6 +15,7 @@ from ._load import CliError
 __all__ = [
     "RunSummary",
     "StoreUrl",
+    "has_fleet_tables",
     "list_runs",
     "open_store",
     "parse_store_url",
@@ -22,11 +23,15 @@ __all__ = [
 ]
 
 _TABLE = "cano_checkpoints"
-_SUMMARY = f"""
+_FLEET_SQLITE = "cano_fleet_runs"
+
+
+def _summary_sql(table: str) -> str:
+    return f"""
 SELECT c.workflow_id, agg.n, c.sequence, c.state, c.kind, c.workflow_version
-FROM {_TABLE} c
+FROM {table} c
 JOIN (SELECT workflow_id, COUNT(*) AS n, MAX(sequence) AS last
-      FROM {_TABLE} GROUP BY workflow_id) agg
+      FROM {table} GROUP BY workflow_id) agg
   ON c.workflow_id = agg.workflow_id AND c.sequence = agg.last
 ORDER BY c.workflow_id
 """
@@ -69,8 +74,9 @@ def parse_store_url(text: str) -> StoreUrl:
     )
 
 
-def open_store(url: StoreUrl, *, must_exist: bool = False) -> Any:
-    """A checkpoint store object for ``url`` (not yet connected)."""
+def open_store(url: StoreUrl, *, must_exist: bool = False, table: str = _TABLE) -> Any:
+    """A checkpoint store object for ``url`` (not yet connected); ``table`` names the
+    PostgreSQL checkpoint table."""
     if url.kind == "sqlite":
         if must_exist and not Path(url.location).is_file():
             raise CliError(f"no such SQLite checkpoint file: {url.location}")
@@ -80,7 +86,7 @@ def open_store(url: StoreUrl, *, must_exist: bool = False) -> Any:
     from ..stores.postgres import PostgresCheckpointStore
 
     try:
-        return PostgresCheckpointStore(url.location)
+        return PostgresCheckpointStore(url.location, table=table)
     except CanoError as exc:
         raise CliError(str(exc)) from exc
 
@@ -105,34 +111,67 @@ def _list_sqlite(path: str) -> list[RunSummary]:
             if not tables:
                 return []
             raise CliError(f"{path} is not a cano_dsl checkpoint database", 1)
-        return _summaries(conn.execute(_SUMMARY).fetchall())
+        return _summaries(conn.execute(_summary_sql(_TABLE)).fetchall())
     except sqlite3.DatabaseError as exc:
         raise CliError(f"{path} is not a readable cano_dsl checkpoint database: {exc}", 1) from exc
     finally:
         conn.close()
 
 
-def _list_postgres(dsn: str) -> list[RunSummary]:
+def _psycopg() -> Any:
     try:
-        pg: Any = importlib.import_module("psycopg")
+        return importlib.import_module("psycopg")
     except ImportError as exc:
         raise CliError("postgres stores need psycopg 3: pip install 'cano-dsl[postgres]'") from exc
+
+
+def _list_postgres(dsn: str, table: str) -> list[RunSummary]:
+    pg = _psycopg()
     try:
         with pg.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
-            cur.execute("SELECT to_regclass(%s)", (_TABLE,))
+            cur.execute("SELECT to_regclass(%s)", (table,))
             if cur.fetchone()[0] is None:
                 return []
-            cur.execute(_SUMMARY)
+            cur.execute(_summary_sql(table))
             return _summaries(cur.fetchall())
     except pg.Error as exc:
         raise CliError(f"postgres: {exc}", 1) from exc
 
 
-def list_runs(url: StoreUrl) -> list[RunSummary]:
-    """One summary per workflow id that has rows, by id."""
+def list_runs(url: StoreUrl, table: str = _TABLE) -> list[RunSummary]:
+    """One summary per workflow id that has rows, by id (``table``: the PostgreSQL
+    checkpoint table)."""
     if url.kind == "sqlite":
         return _list_sqlite(url.location)
-    return _list_postgres(url.location)
+    return _list_postgres(url.location, table)
+
+
+def has_fleet_tables(url: StoreUrl, table: str = _TABLE) -> bool:
+    """Whether the store's database holds a fleet's run table (``cano_fleet_runs`` on
+    SQLite, ``<table>_runs`` on PostgreSQL): only a catalog look-up, nothing is created."""
+    if url.kind == "sqlite":
+        if not Path(url.location).is_file():
+            return False
+        try:
+            conn = sqlite3.connect(f"{Path(url.location).resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return False
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_FLEET_SQLITE,)
+            ).fetchone()
+            return found is not None
+        except sqlite3.DatabaseError:
+            return False
+        finally:
+            conn.close()
+    pg = _psycopg()
+    try:
+        with pg.connect(url.location, connect_timeout=10) as conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (f"{table}_runs",))
+            return bool(cur.fetchone()[0] is not None)
+    except pg.Error as exc:
+        raise CliError(f"postgres: {exc}", 1) from exc
 
 
 def run_data_json(rows: list[Any]) -> str | None:

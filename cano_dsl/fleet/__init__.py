@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ._fleet import Fleet as Fleet
 from ._fleet import RunHandle as RunHandle
+from ._fleet import tick_run_id as tick_run_id
 from ._record import FleetError as FleetError
 from ._record import QueueLimits as QueueLimits
 from ._record import RunCancelledError as RunCancelledError
@@ -28,6 +29,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "Worker",
+    "tick_run_id",
 ]
 
 for _name in __all__:

@@ -34,7 +34,8 @@ _LOCK_KEY = 0x63616E6F5F647331  # the PostgreSQL store's schema advisory lock ke
 _COLUMNS = (
     "run_id, workflow_name, workflow_version, queue, priority, status, initial_state, "
     "data, owner, epoch, lease_expires, created_at, started_at, finished_at, recoveries, "
-    "cancel_requested, exit_state, result_data, error_category, error_message, error_state"
+    "cancel_requested, exit_state, result_data, error_category, error_message, error_state, "
+    "trace_context"
 )
 
 
@@ -133,7 +134,8 @@ class FleetDb:
                 result_data      text,
                 error_category   text,
                 error_message    text,
-                error_state      text)""",
+                error_state      text,
+                trace_context    text)""",
             f"CREATE INDEX IF NOT EXISTS {runs}_claim ON {runs} (status, priority, seq)",
             f"""CREATE TABLE IF NOT EXISTS {queues} (
                 queue          text PRIMARY KEY,
@@ -169,11 +171,21 @@ class FleetDb:
                         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
                         for stmt in self._create:
                             cur.execute(stmt)
+                        cur.execute(
+                            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                            "AND attname = 'trace_context' AND NOT attisdropped",
+                            (self.runs,),
+                        )
+                        if cur.fetchone() is None:  # a run table made before the column
+                            cur.execute(f"ALTER TABLE {self.runs} ADD COLUMN trace_context text")
                     conn.commit()
                 else:
                     conn.execute("BEGIN IMMEDIATE")
                     for stmt in self._create:
                         conn.execute(stmt)
+                    columns = {r[1] for r in conn.execute(f"PRAGMA table_info({self.runs})")}
+                    if "trace_context" not in columns:  # a run table made before the column
+                        conn.execute(f"ALTER TABLE {self.runs} ADD COLUMN trace_context text")
                     conn.execute("COMMIT")
             except Exception:
                 _close(conn)
@@ -264,6 +276,7 @@ class FleetDb:
             error_category=values[18],
             error_message=values[19],
             error_state=values[20],
+            trace_context=None if values[21] is None else json.loads(values[21]),
         )
 
     def _fetch(self, cur: Any, run_id: str) -> RunRecord | None:
@@ -282,6 +295,7 @@ class FleetDb:
         priority: int,
         initial_state: str,
         data: str,
+        trace_context: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """Insert a queued run unless ``run_id`` exists; the run and whether it is new."""
 
@@ -289,11 +303,20 @@ class FleetDb:
             cur.execute(
                 self._sql(
                     f"INSERT INTO {self.runs} (run_id, workflow_name, workflow_version, queue, "
-                    "priority, status, initial_state, data, created_at) "
-                    f"VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, {self.now}) "
+                    "priority, status, initial_state, data, trace_context, created_at) "
+                    f"VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, {self.now}) "
                     "ON CONFLICT (run_id) DO NOTHING"
                 ),
-                (run_id, workflow_name, version, queue, priority, initial_state, data),
+                (
+                    run_id,
+                    workflow_name,
+                    version,
+                    queue,
+                    priority,
+                    initial_state,
+                    data,
+                    trace_context,
+                ),
             )
             created = cur.rowcount == 1
             if created and self.dialect == "postgres":

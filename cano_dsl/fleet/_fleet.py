@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from .. import _spans
 from .._errors import ConfigurationError
 from .._ids import check_workflow_id
 from ..resilience import RateLimiterPolicy
@@ -139,6 +140,11 @@ class Fleet:
         FIFO within one priority. ``version`` pins the registered version a worker
         builds (default: the newest the worker has). Bad input raises
         `ConfigurationError` before anything is written.
+
+        Called inside an active OpenTelemetry span (with a tracer provider configured),
+        the run record keeps that span's W3C trace context (`RunRecord.trace_context`)
+        and the worker's root span of the run (``workflow_orchestrate`` /
+        ``workflow_resume``) is its child, in whichever process or host runs it.
         """
         name = _name(workflow_name, "enqueue: workflow_name")
         state = _label(initial_state)
@@ -154,8 +160,10 @@ class Fleet:
                 "enqueue: data must be a JSON value (dict, list, str, int, float, bool, None): "
                 f"{exc}"
             ) from exc
+        carrier = _spans.current_trace_context()
+        trace = None if carrier is None else json.dumps(carrier)
         record, created = await self._call(
-            lambda: self._db.enqueue(rid, name, version, queue, priority, state, blob)
+            lambda: self._db.enqueue(rid, name, version, queue, priority, state, blob, trace)
         )
         return RunHandle(self, record.run_id, created=created)
 
@@ -250,6 +258,29 @@ class Fleet:
             return QueueLimits(queue, None, None, None)
         return QueueLimits(queue, *found)
 
+    async def enqueue_tick(
+        self,
+        flow_id: str,
+        scheduled_at: datetime.datetime,
+        initial_state: object,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+    ) -> RunHandle:
+        """Enqueue the scheduler tick of ``flow_id`` at ``scheduled_at`` as a run of the
+        registered workflow named ``flow_id`` (what `Scheduler.once_per_fleet` does with
+        a ``registry``). Its run id, ``"<flow id>@<scheduled time, UTC ISO 8601>"``
+        (`tick_run_id`), makes the run record the tick's fire record: across every
+        process, exactly one call per tick gets a handle with ``created`` ``True``."""
+        flow = _name(flow_id, "enqueue_tick: flow_id")
+        return await self.enqueue(
+            flow,
+            initial_state,
+            run_id=tick_run_id(flow, scheduled_at),
+            queue=queue,
+            priority=priority,
+        )
+
     async def take_fire(self, flow_id: str, scheduled_at: datetime.datetime) -> bool:
         """Take the fire record of ``flow_id``'s tick at ``scheduled_at`` (the
         `cano_dsl.scheduler.FireRecords` protocol, used by `Scheduler.once_per_fleet`):
@@ -306,6 +337,14 @@ class Fleet:
         ]
         created = await self._call(lambda: self._db.enqueue_many(rows))
         return [RunHandle(self, rid, created=c) for rid, c in zip(rids, created, strict=True)]
+
+
+def tick_run_id(flow_id: str, scheduled_at: datetime.datetime) -> str:
+    """The run id of ``flow_id``'s tick at ``scheduled_at`` (naive: UTC):
+    ``"<flow id>@<scheduled time as UTC ISO 8601>"``."""
+    if scheduled_at.tzinfo is None:
+        scheduled_at = scheduled_at.replace(tzinfo=datetime.timezone.utc)
+    return f"{flow_id}@{scheduled_at.astimezone(datetime.timezone.utc).isoformat()}"
 
 
 class RunHandle:

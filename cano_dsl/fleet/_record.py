@@ -49,6 +49,9 @@ class RunRecord:
     data given to `Fleet.enqueue`; on success ``exit_state`` is the exit state's label
     and ``result_data`` the run's final data. A failed run has ``error_category``,
     ``error_message`` and ``error_state`` (the state it failed in, when known).
+    ``trace_context`` is the W3C trace context (``{"traceparent": ..., "tracestate":
+    ...}``) of the OpenTelemetry span that was active when the run was enqueued
+    (``None`` when there was none): the worker traces the run as that span's child.
     """
 
     run_id: str
@@ -72,6 +75,7 @@ class RunRecord:
     error_category: str | None
     error_message: str | None
     error_state: str | None
+    trace_context: dict[str, str] | None = None
 
 
 @attrs.frozen

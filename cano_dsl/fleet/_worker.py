@@ -15,6 +15,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from .. import _spans
 from .._cancel import CancellationToken
 from .._errors import ConfigurationError, category_of
 from .._state import label
@@ -458,7 +459,8 @@ class Worker:
         record = held.record
         rid = record.run_id
         try:
-            await self._execute(held)
+            with _spans.remote_parent(record.trace_context):
+                await self._execute(held)
         except BaseException as exc:
             if not _has_lease_lost(exc):
                 raise

@@ -26,7 +26,7 @@ from .._config import seconds
 from .._errors import ConfigurationError
 from ._backoff import BackoffPolicy
 from ._cron import CronSchedule
-from ._fires import FireRecords
+from ._fires import EnqueuingFires, FireRecords
 from ._status import UtcClock, default_utc_now
 
 __all__ = ["Scheduler"]
@@ -183,7 +183,14 @@ class Scheduler:
         flows = ", ".join(f"{f.id!r}: {f.schedule_text}" for f in self._flows.values())
         return f"Scheduler({{{flows}}})"
 
-    def once_per_fleet(self, fires: FireRecords) -> Scheduler:
+    def once_per_fleet(
+        self,
+        fires: FireRecords,
+        *,
+        registry: Any = None,
+        queue: str = "default",
+        priority: int = 0,
+    ) -> Scheduler:
         """Fire each interval and cron tick once across every process that runs this
         scheduler with the same ``fires`` (a `cano_dsl.fleet.Fleet`, or any
         `FireRecords`): before running a tick, a scheduler takes its fire record
@@ -194,12 +201,43 @@ class Scheduler:
         once), and a tick that falls while the flow is still running in this process
         is skipped here (another process may take it). A take that fails (the
         database is away) skips the tick in this process. Manual flows are not
-        affected. Returns the scheduler."""
+        affected.
+
+        With ``registry`` (a `cano_dsl.fleet.Registry`; ``fires`` must then be a
+        `Fleet`), the tick of a flow whose id is one of the registry's workflow names
+        is not run here: the scheduler enqueues it as a fleet run of that workflow
+        (`Fleet.enqueue_tick`, in ``queue`` with ``priority``), whose run id is derived
+        from the flow id and the scheduled time, so the run record is the tick's fire
+        record and exactly one enqueue creates it. A worker runs it, and recovers it
+        like any other run if its worker dies. Other flows' ticks run here as above.
+        Returns the scheduler."""
         if not isinstance(fires, FireRecords):
             raise ConfigurationError(
                 "once_per_fleet needs fire records: a cano_dsl.fleet.Fleet (or an object "
                 f"with `async take_fire(flow_id, scheduled_at) -> bool`), got {fires!r}"
             )
+        if registry is not None:
+            from ..fleet import Fleet, Registry
+
+            if not isinstance(registry, Registry):
+                raise ConfigurationError(
+                    "once_per_fleet: registry must be a cano_dsl.fleet.Registry (the "
+                    f"workflows the fleet's workers serve) or None, got {registry!r}"
+                )
+            if not isinstance(fires, Fleet):
+                raise ConfigurationError(
+                    "once_per_fleet: with a registry, fires must be a cano_dsl.fleet.Fleet "
+                    f"(its ticks are enqueued as fleet runs), got {fires!r}"
+                )
+            if not isinstance(queue, str) or not queue:
+                raise ConfigurationError(
+                    f"once_per_fleet: queue must be a non-empty str, got {queue!r}"
+                )
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise ConfigurationError(
+                    f"once_per_fleet: priority must be an int, got {priority!r}"
+                )
+            fires = EnqueuingFires(fires, registry, self._flows, queue, priority)
         self._fires = fires
         return self
 

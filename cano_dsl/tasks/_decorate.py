@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import enum
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, overload
 
 import attrs
@@ -25,6 +25,7 @@ __all__ = [
     "ModelSpec",
     "data_params",
     "check_class",
+    "driver_data_invoker",
     "constant",
     "ModelDecorator",
     "model_of",
@@ -85,6 +86,19 @@ class ModelSpec:
     ) -> ModelSpec:
         """This spec with its base class and invoker filled in."""
         return attrs.evolve(self, base=base, invoker=invoker)
+
+
+def driver_data_invoker(
+    run: Callable[..., Awaitable[Any]],
+) -> Callable[[Any, Any], Callable[..., Awaitable[Any]]]:
+    """A `ModelSpec.data_invoker` for a model whose driver ``run(task, res, data, hooks)``
+    hands the run data to the hooks named in ``hooks`` (a frozenset)."""
+
+    def invoker(task: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
+        flags = frozenset(hooks)
+        return lambda res, data: run(task, res, data, flags)
+
+    return invoker
 
 
 def _is_async(fn: Any, allow_generator: bool) -> bool:

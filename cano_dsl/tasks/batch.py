@@ -27,7 +27,7 @@ from .._outcome import Err, Ok, Outcome, make_ok
 from .._resources import Resources
 from .._state import S, S_co
 from ._base import NextState, Task
-from ._decorate import ModelDecorator, ModelSpec, constant
+from ._decorate import ModelDecorator, ModelSpec, constant, driver_data_invoker
 
 __all__ = ["BatchLike", "BatchTask", "batch", "run_batch"]
 
@@ -219,15 +219,10 @@ class BatchTask(Task[S], Generic[S, I, O]):
         return result
 
 
-def _batch_data_invoker(b: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
-    flags = frozenset(hooks)
-    return lambda res, data: run_batch(b, res, data, flags)
-
-
 BATCH_SPEC = attrs.evolve(
     BATCH_SPEC.bind(BatchTask, _batch_invoker),
     data_hooks={"load": 1, "finish": 2},
-    data_invoker=_batch_data_invoker,
+    data_invoker=driver_data_invoker(run_batch),
 )
 BatchTask.__cano_model__ = BATCH_SPEC
 

@@ -30,7 +30,7 @@ from .._errors import TaskDefinitionError, TaskExecutionError
 from .._resources import Resources
 from .._state import S, S_co, TaskResult
 from ._base import NextState, Task
-from ._decorate import ModelDecorator, ModelSpec, constant
+from ._decorate import ModelDecorator, ModelSpec, constant, driver_data_invoker
 
 __all__ = ["PollErrorPolicy", "PollLike", "PollOutcome", "PollTask", "poll", "run_poll_loop"]
 
@@ -152,11 +152,6 @@ async def _poll_with(poll_fn: Any, data: Any, res: Resources) -> Any:
     return await poll_fn(res, data)
 
 
-def _poll_data_invoker(p: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
-    flags = frozenset(hooks)
-    return lambda res, data: run_poll_loop(p, res, data, flags)
-
-
 def _poll_invoker(p: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return partial(run_poll_loop, p), True
 
@@ -211,7 +206,7 @@ class PollTask(Task[S]):
 POLL_SPEC = attrs.evolve(
     POLL_SPEC.bind(PollTask, _poll_invoker),
     data_hooks={"poll": 1},
-    data_invoker=_poll_data_invoker,
+    data_invoker=driver_data_invoker(run_poll_loop),
 )
 PollTask.__cano_model__ = POLL_SPEC
 

@@ -33,7 +33,7 @@ from .._errors import TaskDefinitionError, TaskExecutionError
 from .._resources import Resources
 from .._state import S, S_co, TaskResult
 from ._base import NextState, Task
-from ._decorate import ModelDecorator, ModelSpec
+from ._decorate import ModelDecorator, ModelSpec, driver_data_invoker
 
 __all__ = [
     "StepOutcome",
@@ -142,11 +142,6 @@ async def _step_with(step_fn: Any, data: Any, res: Resources, cursor: Any) -> An
     return await step_fn(res, cursor, data)
 
 
-def _stepped_data_invoker(s: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
-    flags = frozenset(hooks)
-    return lambda res, data: run_stepped(s, res, data, flags)
-
-
 def _stepped_invoker(s: Any) -> tuple[Callable[..., Awaitable[Any]], bool]:
     return partial(run_stepped, s), True
 
@@ -192,7 +187,7 @@ class SteppedTask(Task[S], Generic[S, C]):
 STEPPED_SPEC = attrs.evolve(
     STEPPED_SPEC.bind(SteppedTask, _stepped_invoker),
     data_hooks={"step": 2},
-    data_invoker=_stepped_data_invoker,
+    data_invoker=driver_data_invoker(run_stepped),
 )
 SteppedTask.__cano_model__ = STEPPED_SPEC
 

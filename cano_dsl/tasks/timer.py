@@ -27,7 +27,7 @@ from .._errors import ConfigurationError, TaskExecutionError
 from .._resources import Resources
 from .._state import S, S_co
 from ._base import NextState, Task
-from ._decorate import ModelDecorator, ModelSpec
+from ._decorate import ModelDecorator, ModelSpec, driver_data_invoker
 
 __all__ = ["TimerLike", "TimerOutcome", "TimerTask", "run_timer", "timer"]
 
@@ -131,15 +131,10 @@ class TimerTask(Task[S]):
         return result
 
 
-def _timer_data_invoker(t: Any, hooks: Any) -> Callable[..., Awaitable[Any]]:
-    flags = frozenset(hooks)
-    return lambda res, data: run_timer(t, res, data, flags)
-
-
 TIMER_SPEC = attrs.evolve(
     TIMER_SPEC.bind(TimerTask, _timer_invoker),
     data_hooks={"wait": 1, "after_wait": 1},
-    data_invoker=_timer_data_invoker,
+    data_invoker=driver_data_invoker(run_timer),
 )
 TimerTask.__cano_model__ = TIMER_SPEC
 

@@ -21,6 +21,8 @@ import dataclasses
 import enum
 import hashlib
 import json
+import math
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -41,6 +43,7 @@ __all__ = [
     "encode_patch",
     "fold",
     "format_path",
+    "unseen_changes",
 ]
 
 S_co = TypeVar("S_co")
@@ -354,9 +357,220 @@ class DataCodec:
                 f"encoded: {why}"
             ) from None
 
+    def update(self, old: Tree, value: Any, state: str) -> Tree:
+        """The tree of ``value``, given ``old``, the tree it had before the task ran.
+
+        Returns ``old`` itself when nothing changed; otherwise a new tree that shares
+        every unchanged subtree with ``old`` (trees are never modified in place, so the
+        sharing is safe and a later `diff` short-circuits on ``is``). Only the parts
+        that differ are walked and only new parts are encoded; a value the fast walk
+        cannot judge (non-str keys, a container subclass, a reference cycle, very deep
+        nesting) falls back to the full encode, so the result and the errors
+        (`RunDataError` naming the state and field) are those of `to_tree`.
+        """
+        try:
+            return _update(old, value, [], state)
+        except (_Slow, RecursionError):
+            tree = self.to_tree(value, state)
+            return old if tree == old and _strict_equal(tree, old) else tree
+
     def from_tree(self, tree: Tree) -> Any:
         """A fresh value built from ``tree`` (the tree is not shared)."""
         return self.structure(tree)
+
+
+# -- the incremental converter (live value against the tree it had) ------------------
+
+
+class _Slow(Exception):
+    """The fast walk cannot judge this value: use the full encode."""
+
+
+_MISSING: Any = object()
+_LEAF_TYPES = frozenset({str, int, bool, type(None)})
+
+# how `_update` treats a value, per exact type (decided once per type, then a dict hit)
+_LEAF, _FLOAT, _DICT, _LIST, _TUPLE, _ENUM, _SLOW = range(7)
+_KINDS: dict[type, Any] = {
+    str: _LEAF,
+    int: _LEAF,
+    bool: _LEAF,
+    type(None): _LEAF,
+    float: _FLOAT,
+    dict: _DICT,
+    list: _LIST,
+    tuple: _TUPLE,
+}
+
+
+def _kind_of(cls: type) -> Any:
+    """`_KINDS` entry of ``cls``: an attrs / dataclass class maps to ``(getter, names)``,
+    ``getter(obj)`` returning its field values as a tuple in one call."""
+    kind: Any
+    if attrs.has(cls) or dataclasses.is_dataclass(cls):
+        fields: Any = attrs.fields(cls) if attrs.has(cls) else dataclasses.fields(cls)  # type: ignore[arg-type]
+        names = tuple(f.name for f in fields)
+        if len(names) == 1:
+            one = operator.attrgetter(names[0])
+            kind = (lambda obj: (one(obj),), names)
+        elif names:
+            kind = (operator.attrgetter(*names), names)
+        else:
+            kind = (lambda obj: (), names)
+    elif issubclass(cls, (str, int, float, dict, list, tuple)):
+        kind = _SLOW  # a subclass (IntEnum, ...): encoded as the json module does
+    elif issubclass(cls, enum.Enum):
+        kind = _ENUM
+    else:
+        kind = _SLOW
+    _KINDS[cls] = kind
+    return kind
+
+
+def _fresh(value: Any, path: Path, state: str) -> Tree:
+    """A new subtree for ``value`` at ``path`` (encoded through the JSON module)."""
+    try:
+        return json.loads(_ENCODE(value))
+    except (TypeError, ValueError, RecursionError) as exc:
+        found = _find_bad(value, [], set())
+        where, why = found if found else ([], str(exc))
+        raise RunDataError(
+            f"run data after state {state}: field `{format_path([*path, *where])}` cannot "
+            f"be encoded: {why}"
+        ) from None
+
+
+def _strict_equal(a: Tree, b: Tree) -> bool:
+    """``a == b`` between two JSON trees, also telling ``1``, ``1.0`` and ``True`` apart
+    (Python's ``==`` does not)."""
+    ta = type(a)
+    if ta is not type(b):
+        return False
+    if ta is dict:
+        return all(_strict_equal(v, b[k]) for k, v in a.items())
+    if ta is list:
+        return all(_strict_equal(x, y) for x, y in zip(a, b, strict=True))
+    return True
+
+
+_NUMBERS = frozenset({int, float})
+
+
+def unseen_changes(new: Tree, old: Tree, path: Path, out: list[Path]) -> list[Path]:
+    """The paths where two trees that ``==`` calls equal still differ in a way that
+    matters: a bool where the other has a number (``True == 1``). ``1`` against ``1.0``
+    is not reported (a ``float`` field takes either)."""
+    tn, to = type(new), type(old)
+    if tn is not to:
+        if not (tn in _NUMBERS and to in _NUMBERS):
+            out.append(path)
+        return out
+    if tn is dict:
+        for k, v in new.items():
+            if k in old:
+                unseen_changes(v, old[k], [*path, k], out)
+    elif tn is list:
+        for i, (x, y) in enumerate(zip(new, old, strict=False)):
+            unseen_changes(x, y, [*path, i], out)
+    return out
+
+
+def _update(old: Tree, value: Any, path: Path, state: str) -> Tree:
+    """The tree of ``value`` given its old tree ``old`` (see `DataCodec.update`)."""
+    tv = type(value)
+    kind = _KINDS.get(tv)
+    if kind is None:
+        kind = _kind_of(tv)
+    if kind is _LEAF:
+        if type(old) is tv and old == value:
+            return old
+        return value
+    if kind is _DICT:
+        if type(old) is not dict:
+            return _fresh(value, path, state)
+        if value == old:
+            return old
+        out: dict[str, Any] = {}
+        changed = len(value) != len(old)
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _Slow
+            o = old.get(k, _MISSING)
+            if v is o:
+                n = o
+            elif o is _MISSING:
+                n = _fresh(v, [*path, k], state)
+                changed = True
+            else:
+                n = _update(o, v, [*path, k], state)
+                if n is not o:
+                    changed = True
+            out[k] = n
+        return out if changed else old
+    if kind is _LIST:
+        if type(old) is not list:
+            return _fresh(value, path, state)
+        if value == old:
+            return old
+        return _update_items(old, value, path, state)
+    if type(kind) is tuple:
+        if type(old) is not dict:
+            return _fresh(value, path, state)
+        getter, names = kind
+        out = {}
+        changed = len(names) != len(old)
+        for name, v in zip(names, getter(value), strict=True):
+            o = old.get(name, _MISSING)
+            if v is o:
+                n = o
+            elif o is _MISSING:
+                n = _fresh(v, [*path, name], state)
+                changed = True
+            else:
+                tv = type(v)
+                if (tv is type(o) and tv in _LEAF_TYPES and v == o) or (
+                    _KINDS.get(tv) is _ENUM and o == v._name_
+                ):
+                    n = o  # an unchanged leaf or Enum member: no call
+                else:
+                    n = _update(o, v, [*path, name], state)
+                    if n is not o:
+                        changed = True
+            out[name] = n
+        return out if changed else old
+    if kind is _ENUM:
+        name = value._name_
+        return old if old == name else name
+    if kind is _FLOAT:
+        if type(old) is float and old == value:
+            return old
+        if value != value or value in (math.inf, -math.inf):
+            return _fresh(value, path, state)  # raises, naming the field
+        return value
+    if kind is _TUPLE:
+        if type(old) is not list:
+            return _fresh(value, path, state)
+        return _update_items(old, value, path, state)
+    raise _Slow
+
+
+def _update_items(old: list[Any], value: Any, path: Path, state: str) -> Tree:
+    items: list[Any] = []
+    n_old = len(old)
+    changed = len(value) != n_old
+    for i, v in enumerate(value):
+        if i < n_old:
+            o = old[i]
+            if v is o:
+                n = o
+            else:
+                n = _update(o, v, [*path, i], state)
+                if n is not o:
+                    changed = True
+        else:
+            n = _fresh(v, [*path, i], state)
+        items.append(n)
+    return items if changed else old
 
 
 # -- diff / patch / fold ------------------------------------------------------------------
@@ -421,7 +635,11 @@ def apply_ops(tree: Tree, ops: list[Op]) -> Tree:
 
 def encode_patch(fingerprint: str, ops: list[Op]) -> bytes:
     """The ``data_patch`` blob of a row."""
-    return json.dumps({"t": fingerprint, "p": ops}, separators=(",", ":")).encode()
+    return f'{{"t":{_PATCH_ENCODE(fingerprint)},"p":{_PATCH_ENCODE(ops)}}}'.encode()
+
+
+# built once: ``json.dumps`` with options builds an encoder per call
+_PATCH_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def decode_patch(blob: bytes, where: str) -> tuple[str, list[Op]]:

@@ -19,7 +19,6 @@ cancel scope.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -44,7 +43,7 @@ from .._retry import run_attempts, run_with_retries
 from .._state import TaskResult
 from ..stores._row import CheckpointRow
 from ._compensation import drain_stack
-from ._data import RunDataError, diff, encode_patch, format_path, overlapping
+from ._data import RunDataError, diff, encode_patch, format_path, overlapping, unseen_changes
 from ._entry import COMPENSATABLE, ROUTER, SINGLE, SPLIT, Entry, Run
 from ._split import SplitData, run_split
 
@@ -85,12 +84,13 @@ def message_of(exc: BaseException) -> str:
 
 
 def data_attempt(
-    run: Run, invoke: Callable[..., Awaitable[Any]], res: Any
+    run: Run, invoke: Callable[..., Awaitable[Any]], res: Any, failed: int = 0
 ) -> Callable[[], Awaitable[Any]]:
     """A thunk calling ``invoke(res, data)`` with the run data; every attempt after the
     first starts from a fresh copy of the data as of the state's entry (a failed
-    attempt's changes are discarded)."""
-    calls = 0
+    attempt's changes are discarded). ``failed``: attempts that already ran (the
+    engine's inline path runs the first one itself)."""
+    calls = failed
 
     async def attempt() -> Any:
         nonlocal calls
@@ -103,24 +103,35 @@ def data_attempt(
 
 
 def settle(run: Run, state: Any) -> None:
-    """The task changed the run data: take its tree (`RunDataError` naming the state
-    and the field when it does not encode)."""
-    text = run.codec.encode(run.data, state.name)
-    if text != run.text:  # unchanged (a task that only read it): keep the tree
-        run.text = text
-        run.tree = json.loads(text)
+    """The task may have changed the run data: bring the tree up to date (`RunDataError`
+    naming the state and the field when it does not encode). Only what changed is
+    walked and encoded; the new tree shares the unchanged parts of the old one."""
+    run.tree = run.codec.update(run.tree, run.data, state.name)
 
 
 def untracked_change(run: Run, state: Any) -> RunDataError | None:
     """At the exit: the run data must be what the engine last saw; a change made outside
-    a task that takes the data (through a kept reference) is reported, not lost."""
+    a task that takes the data (through a kept reference) is reported, not lost. Once
+    per run, so this is the full check: the whole value is encoded (a value that does
+    not encode is reported even where it compares equal to what it replaced, such as
+    ``Decimal(1)`` for ``1``) and compared strictly (``True`` for ``1`` is reported:
+    the per-state walk compares with ``==``, which cannot see it)."""
     try:
-        text = run.codec.encode(run.data, state.name)
+        tree = run.codec.to_tree(run.data, state.name)
     except RunDataError as exc:
         return exc
-    if text == run.text or json.loads(text) == run.tree:
-        return None
-    ops = diff(run.tree, json.loads(text))
+    old = run.tree
+    if tree == old:
+        unseen = unseen_changes(tree, old, [], [])
+        if not unseen:
+            return None
+        fields = ", ".join(f"`{format_path(p)}`" for p in unseen[:3])
+        return RunDataError(
+            f"run data field(s) {fields} changed between a bool and a number of equal "
+            f"value (such as 1 to True) before exit state {state.name}: such a change "
+            "compares equal, so it is not tracked; assign a value that differs"
+        )
+    ops = diff(old, tree)
     fields = ", ".join(f"`{format_path(op[1])}`" for op in ops[:3])
     return RunDataError(
         f"run data changed outside a task that takes it (field(s) {fields}) before exit "
@@ -190,7 +201,7 @@ def merge_branches(run: Run, state: Any, entry: Entry, data: SplitData) -> None:
         value = data.values[i]
         if value is None:
             continue
-        tree = codec.to_tree(value, f"{state.name} (branch {i}: {names[i]})")
+        tree = codec.update(base, value, f"{state.name} (branch {i}: {names[i]})")
         ops = diff(base, tree)
         for j, other in changes:
             for op in ops:
@@ -211,9 +222,11 @@ def merge_branches(run: Run, state: Any, entry: Entry, data: SplitData) -> None:
     for _, ops in changes:
         merged = apply_ops(merged, ops)
     run.tree = merged
-    run.text = None
     run.data = codec.from_tree(merged)
 
+
+# kinds whose plain data-taking tasks `fsm` runs inline (see `dispatch_single`)
+_DATA_INLINE_KINDS = frozenset({SINGLE, ROUTER})
 
 DISPATCHERS: dict[str, Dispatcher] = {
     SINGLE: dispatch_single,
@@ -621,6 +634,38 @@ async def fsm(wf: Workflow[Any], run: Run, current: Any) -> Any:
                     )
                 except Exception as exc2:
                     error = exc2
+            if error is not None:
+                raise await fail(wf, run, current, error)
+        elif (
+            inline
+            and with_data
+            and entry.invoke_data is not None
+            and entry.kind in _DATA_INLINE_KINDS
+            and entry.config.is_plain
+        ):
+            # the fast path of a plain task that takes the run data: attempt 1 inline on
+            # the live value; a failure hands over to the retry loop, whose attempts
+            # restart from the entry tree; then the tree catches up with what changed
+            error = None
+            invoke_data = entry.invoke_data
+            try:
+                nxt = await invoke_data(res, run.data)
+            except Exception as exc:
+                try:
+                    nxt = await run_attempts(
+                        entry.config,
+                        data_attempt(run, invoke_data, res, 1),
+                        1,
+                        task_id=entry.task_id,
+                        first_error=exc,
+                    )
+                except Exception as exc2:
+                    error = exc2
+            if error is None:
+                try:
+                    settle(run, current)
+                except RunDataError as exc:
+                    error = exc
             if error is not None:
                 raise await fail(wf, run, current, error)
         else:

@@ -163,7 +163,7 @@ async def _forward(
     assert blob is not None
     if run is not None and takes:
         try:
-            tree = run.codec.to_tree(run.data, state.name)
+            tree = run.codec.update(run.tree, run.data, state.name)
         except Exception as exc:
             raise await _inline_compensate(task, res, output, exc, run.data) from None
         return nxt, blob, tree
@@ -211,7 +211,6 @@ async def dispatch_compensatable(wf: Workflow[Any], run: Run, state: Any, entry:
     else:
         if tree is not None:
             run.tree = tree
-            run.text = None
         # compensate sees the run data as of this state's completion
         run.stack.append((name, blob, run.tree))
     if wf._store is not None:
