@@ -328,15 +328,15 @@ class FleetDb:
         return self.tx(f"enqueue {run_id!r}", body)
 
     def enqueue_many(
-        self, rows: Sequence[tuple[str, str, int | None, str, int, str, str]]
+        self, rows: Sequence[tuple[str, str, int | None, str, int, str, str, str | None]]
     ) -> list[bool]:
         """Insert queued runs ``(run_id, workflow_name, version, queue, priority,
-        initial_state, data)`` in one transaction, each unless its ``run_id`` exists;
+        initial_state, data, trace_context)`` in one transaction, each unless its ``run_id`` exists;
         whether each one is new. PostgreSQL pipelines the inserts (one round trip)."""
         sql = self._sql(
             f"INSERT INTO {self.runs} (run_id, workflow_name, workflow_version, queue, "
-            "priority, status, initial_state, data, created_at) "
-            f"VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, {self.now}) "
+            "priority, status, initial_state, data, trace_context, created_at) "
+            f"VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, {self.now}) "
             "ON CONFLICT (run_id) DO NOTHING RETURNING 1"
         )
 

@@ -309,8 +309,9 @@ class Fleet:
         `enqueue` calls. ``run_ids`` (as many workflow ids as ``data`` has items)
         makes each one idempotent like `enqueue`'s ``run_id``: a run whose id exists
         is left alone and its handle has `RunHandle.created` ``False``; default fresh
-        UUIDs. ``queue``, ``priority`` and ``version`` apply to every run. Bad input
-        (any item) raises `ConfigurationError` before anything is written."""
+        UUIDs. ``queue``, ``priority``, ``version`` and the active span's trace context
+        (as in `enqueue`) apply to every run. Bad input (any item) raises
+        `ConfigurationError` before anything is written."""
         name = _name(workflow_name, "enqueue_many: workflow_name")
         state = _label(initial_state)
         queue = _name(queue, "enqueue_many: queue")
@@ -331,8 +332,10 @@ class Fleet:
                     f"enqueue_many: run_ids has {len(rids)} ids for {len(blobs)} data items "
                     "(one id per item)"
                 )
+        carrier = _spans.current_trace_context()
+        trace = None if carrier is None else json.dumps(carrier)
         rows = [
-            (rid, name, version, queue, priority, state, blob)
+            (rid, name, version, queue, priority, state, blob, trace)
             for rid, blob in zip(rids, blobs, strict=True)
         ]
         created = await self._call(lambda: self._db.enqueue_many(rows))

@@ -220,3 +220,20 @@ async def test_a_run_table_made_before_the_column_gets_it(
     finally:
         await other.aclose()
         await other.store.aclose()
+
+
+@pytest.mark.anyio
+async def test_enqueue_many_keeps_the_enqueuers_span_on_every_run(
+    fleet: Fleet, exporter: InMemorySpanExporter
+) -> None:
+    with trace.get_tracer("test").start_as_current_span("bulk_request") as request:
+        handles = await fleet.enqueue_many("steps", Step.A, [None, None], run_ids=["m1", "m2"])
+    ctx = request.get_span_context()
+    parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+    for h in handles:
+        record = await h.record()
+        assert record.trace_context is not None
+        assert record.trace_context["traceparent"] == parent
+    await _serve(fleet, "m2")
+    roots = [s for s in exporter.get_finished_spans() if s.name == "workflow_orchestrate"]
+    assert roots and all(r.parent is not None and r.parent.span_id == ctx.span_id for r in roots)
