@@ -55,6 +55,7 @@ __all__ = [
     "Dispatcher",
     "bounded_store_call",
     "clear_after_drain",
+    "drain",
     "fail",
     "fsm",
     "interrupted_error",
@@ -405,20 +406,27 @@ async def fail(wf: Workflow[Any], run: Run, state: Any, err: BaseException) -> B
     if not run.stack or _conflict_in(err):
         return wrapped
     with anyio.CancelScope(shield=True):
-        stack = list(run.stack)
-        run.stack.clear()
-        drain_started = anyio.current_time()
-        errors = await drain_stack(
-            stack,
-            wf._compensators,
-            wf._resources,
-            run.comp_budget,
-            (run.codec, wf._comp_data) if run.codec is not None else None,
-        )
-        if not errors:
-            await clear_after_drain(wf, run, drain_started)
-            return wrapped
-    return CompensationFailed([wrapped, *errors])
+        errors = await drain(wf, run)
+    return CompensationFailed([wrapped, *errors]) if errors else wrapped
+
+
+async def drain(wf: Workflow[Any], run: Run) -> list[BaseException]:
+    """Drain the run's compensation stack (LIFO) and, when it was clean, clear the log
+    (bounded, `clear_after_drain`). Returns the compensation errors. The caller
+    shields it."""
+    stack = list(run.stack)
+    run.stack.clear()
+    drain_started = anyio.current_time()
+    errors = await drain_stack(
+        stack,
+        wf._compensators,
+        wf._resources,
+        run.comp_budget,
+        (run.codec, wf._comp_data) if run.codec is not None else None,
+    )
+    if not errors:
+        await clear_after_drain(wf, run, drain_started)
+    return errors
 
 
 async def interrupted_error(

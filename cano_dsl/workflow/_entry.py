@@ -162,7 +162,6 @@ class Run:
         "span_name",
         "stack",
         "started",
-        "text",
         "token",
         "tracer",
         "tree",
@@ -194,4 +193,3 @@ class Run:
         self.data: Any = None
         self.tree: Any = None
         self.logged: Any = None
-        self.text: str | None = None  # the JSON text of ``tree``, when known

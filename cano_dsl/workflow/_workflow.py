@@ -24,9 +24,8 @@ from .._state import S
 from ..stores._claim import claim_run
 from ..tasks._decorate import ModelSpec, constant, model_of, returning_method
 from ..tasks._targets import declared_targets
-from ._compensation import drain_stack
 from ._data import DataCodec, RunResult
-from ._engine import clear_after_drain, fsm
+from ._engine import drain, fsm
 from ._entry import (
     COMPENSATABLE,
     ROUTER,
@@ -870,18 +869,7 @@ class Workflow(Generic[S]):
             run.cancel_reported = True
             notify(observers, "on_cancelled", state.name)
         if run.stack:
-            stack = list(run.stack)
-            run.stack.clear()
-            drain_started = anyio.current_time()
-            errors = await drain_stack(
-                stack,
-                self._compensators,
-                self._resources,
-                run.comp_budget,
-                (run.codec, self._comp_data) if run.codec is not None else None,
-            )
-            if not errors:
-                await clear_after_drain(self, run, drain_started)
+            await drain(self, run)
 
     async def resume_from(self, workflow_id: str, cancel: CancellationToken | None = None) -> S:
         """Resume the run logged under ``workflow_id`` from its last checkpoint. The run
